@@ -1,0 +1,1 @@
+"""Pure functions on frames: percentiles, timelines, spikes, checks. Nothing here reads files or prints."""

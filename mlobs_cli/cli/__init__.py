@@ -1,0 +1,30 @@
+"""Command-line wiring: options -> pipeline -> renderer -> exit code. No parsing or maths here.
+
+Each command lives in its own module and registers itself on `app` with `@command()`; importing them
+here is all it takes to add one. Command modules import pandas and the analysis modules lazily, inside
+the command function, so `mlobs --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlobs_cli.cli.app import app, quiet_broken_pipe
+
+# Command modules: importing one registers its command.
+from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
+
+
+def main() -> None:
+    """Entry point of the `mlobs` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("mlobs: interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        quiet_broken_pipe()
+        sys.exit(0)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,90 @@
+"""Options shared by every command (defined once) and the one way commands load logs.
+
+Commands declare their parameters with these `Annotated` aliases so that `--format`, `--strict`,
+`--field` and `--config` mean the same everywhere, then call `load_dataset`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:  # pandas is imported lazily, inside load_dataset
+    from mlobs_cli.frame import Dataset
+
+
+class OutputFormat(str, Enum):
+    """Output formats: `table` for people, the rest for machines."""
+
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    markdown = "markdown"
+
+
+SourcesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Log files, folders, shell globs, rotated/compressed files, or - for stdin.",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="Fail (exit 1) when any input line had to be skipped."),
+]
+FieldOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer needs Optional here on Python 3.10
+    typer.Option(
+        "--field",
+        help="Map a canonical field to a key of your logs, with an optional unit: "
+        "latency_ms=resp.duration:s. Repeatable.",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option(
+        "--config",
+        help="Settings file (TOML). Default: ./mlobs.toml, else [tool.mlobs] in ./pyproject.toml.",
+        show_default=False,
+    ),
+]
+
+
+def load_dataset(
+    sources: list[str],
+    *,
+    fields: list[str] | None = None,
+    config: Path | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+) -> Dataset:
+    """Read, parse and frame `sources`; report skipped input on stderr; enforce `--strict`.
+
+    Raises `InputError` for unreadable sources, `UsageError`/`ConfigError` for bad mappings, and
+    `StrictError` under `strict` when anything was skipped.
+    """
+    from mlobs_cli.config import load_settings
+    from mlobs_cli.errors import StrictError
+    from mlobs_cli.frame import dataset_from_sources
+    from mlobs_cli.terminal import warn
+
+    settings = load_settings(config, field_flags=fields or [])
+    data = dataset_from_sources(sources, settings)
+    if data.skipped.total and not quiet:
+        warn(data.skipped.summary_line(data.lines))
+    if strict and data.skipped.total:
+        raise StrictError(
+            f"--strict: {data.skipped.total} input line(s) could not be used",
+            "see `mlobs schema` for the reasons and the first offending lines",
+        )
+    return data
