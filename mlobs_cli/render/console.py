@@ -1,0 +1,85 @@
+"""Human output with rich: one way to make consoles, tables and numbers.
+
+Every log-derived string is shown through `cell()` (a `rich.text.Text`, never a markup string), so a
+value like `[bold red]` or an escape sequence is displayed inert.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mlobs_cli.terminal import inert_text
+
+
+def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """A console with markup, emoji and auto-highlighting off; honours NO_COLOR and COLUMNS."""
+    env_width = os.environ.get("COLUMNS")
+    if width is None and env_width and env_width.isdigit():
+        width = int(env_width)
+    return Console(
+        stderr=stderr,
+        width=width,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def cell(value: Any, *, style: str | None = None, max_len: int | None = 120) -> Text:
+    """An inert rich Text for an untrusted value (log content, file names, user input)."""
+    if value is None:
+        return Text("—", style="dim")
+    if isinstance(value, float) and math.isnan(value):
+        return Text("—", style="dim")
+    return Text(inert_text(value, max_len=max_len), style=style or "")
+
+
+def fmt_ms(value: Any, digits: int = 1) -> str:
+    """Milliseconds with a unit: `12.3 ms`; `—` for missing."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(v):
+        return "—"
+    return f"{v:,.{digits}f} ms"
+
+
+def fmt_pct(value: Any, digits: int = 2) -> str:
+    """A fraction as a percentage: 0.0123 -> `1.23%`."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(v):
+        return "—"
+    return f"{v * 100:.{digits}f}%"
+
+
+def fmt_count(value: Any) -> str:
+    """An integer with thousands separators."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def simple_table(
+    title: str | None, headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    numeric: Sequence[int] = (),
+) -> Table:
+    """A table whose cells are made inert with `cell()` unless they already are `Text`."""
+    table = Table(title=title, title_justify="left", header_style="bold", expand=False)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="right" if i in numeric else "left", no_wrap=i in numeric)
+    for row in rows:
+        table.add_row(*(c if isinstance(c, Text) else cell(c) for c in row))
+    return table
