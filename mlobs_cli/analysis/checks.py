@@ -13,12 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlobs_cli.analysis.rules import POOLED_SCOPE, Quantity, Rule
+from mlobs_cli.analysis.rules import POOLED_SCOPE, Rule
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mlobs_cli.frame import Dataset
 
 ALL_VERSIONS = "all versions"
 WHOLE_INPUT = "all lines"
@@ -128,27 +126,24 @@ class _Stats:
             qs.add(rule.percentile)
 
     def table(self, fld: str, pooled: bool) -> pd.DataFrame:
-        """One row per version (or one pooled row) of `fld`; versions that lack it have no row."""
+        """One row per version present (or one pooled row); `samples` counts values of `fld`."""
         key = (fld, pooled)
         if key not in self._cache:
             from mlobs_cli.analysis.latency import latency_table
 
-            frame = self.requests
-            if fld != "latency_ms":
-                frame = frame[frame[fld].notna()]
             qs = sorted(self.percentiles.get(fld) or {50.0})
-            tab = latency_table(
-                frame, by=[] if pooled else ["model_version"], percentiles=qs, metric=fld
-            )
+            by = [] if pooled else ["model_version"]
+            tab = latency_table(self.requests, by=by, percentiles=qs, metric=fld)
             tab = tab[tab["requests"] > 0]
             self._cache[key] = tab.reset_index(drop=True)
         return self._cache[key]
 
     def row(self, fld: str, version: str | None) -> dict[str, Any] | None:
+        """The group's row, or None when the group has no value of `fld`."""
         tab = self.table(fld, version is None)
         if version is not None:
             tab = tab[tab["model_version"].astype(str) == version]
-        if tab.empty:
+        if tab.empty or int(tab["samples"].iloc[0]) == 0:
             return None
         return tab.iloc[0].to_dict()
 
@@ -187,17 +182,22 @@ def _group_name(version: str | None) -> str:
 
 def evaluate(
     rules: Sequence[Rule],
-    data: Dataset,
+    requests: pd.DataFrame,
     *,
+    lines: int = 0,
+    skipped: int = 0,
     allow_missing: bool = False,
     baseline_version: str | None = None,
-    baseline_data: Dataset | None = None,
+    baseline_requests: pd.DataFrame | None = None,
 ) -> CheckReport:
-    """Evaluate every rule; results come in rule order, then version order."""
-    requests = data.requests
+    """Evaluate every rule on a `requests` frame (and the input's line/skip counts).
+
+    Results come in rule order, then version order (sorted). `baseline_requests` is the frame of a
+    baseline log file; without it, regression rules compare with `baseline_version` in `requests`.
+    """
     versions = _versions(requests)
     stats = _Stats(requests)
-    base_stats = _Stats(baseline_data.requests) if baseline_data is not None else None
+    base_stats = _Stats(baseline_requests) if baseline_requests is not None else None
     for rule in rules:
         if rule.kind in ("stat", "regression"):
             stats.want(rule)
@@ -219,7 +219,7 @@ def evaluate(
 
     for rule in rules:
         if rule.kind == "input":
-            _eval_skipped(rule, data, add)
+            _eval_skipped(rule, lines, skipped, add)
         elif rule.kind == "require":
             _eval_require(rule, requests, add)
         elif rule.kind == "regression":
@@ -255,11 +255,13 @@ def _eval_metric(
     if rule.kind == "stat" and fld != "latency_ms" and not _is_numeric(requests[fld]):
         add(rule, version, "no_data", observed_text=f"field {fld} is not numeric")
         return
+    from mlobs_cli.analysis.latency import min_samples
+
     row = stats.row(fld if rule.kind == "stat" else "latency_ms", version)
     if row is None:
         add(rule, version, "no_data", observed_text=f"{fld} not logged for this version")
         return
-    n = int(row["requests"])
+    n = int(row["samples"] if rule.kind == "stat" else row["requests"])
     if rule.kind == "stat":
         observed = _stat_value(rule, row)
     elif rule.metric == "error_rate":
@@ -273,14 +275,10 @@ def _eval_metric(
         add(rule, version, "no_data", observed_text=why, samples=n)
         return
     assert rule.threshold is not None
-    add(
-        rule,
-        version,
-        _verdict(rule, observed),
-        observed=observed,
-        observed_text=format_value(observed, rule.threshold.unit),
-        samples=n,
-    )
+    text = format_value(observed, rule.threshold.unit)
+    if rule.percentile is not None and n < min_samples(rule.percentile):
+        text += f" (only {n:,} samples: near the max)"
+    add(rule, version, _verdict(rule, observed), observed=observed, observed_text=text, samples=n)
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -289,9 +287,7 @@ def _is_numeric(col: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(col)) and not pd.api.types.is_bool_dtype(col)
 
 
-def _eval_skipped(rule: Rule, data: Dataset, add: Callable[..., None]) -> None:
-    lines = int(data.lines)
-    skipped = int(data.skipped.total)
+def _eval_skipped(rule: Rule, lines: int, skipped: int, add: Callable[..., None]) -> None:
     assert rule.threshold is not None
     if lines == 0:
         add(rule, None, "no_data", group=WHOLE_INPUT, observed_text="no lines read")
@@ -435,10 +431,6 @@ def _eval_regression(
             "pass" if change <= rule.threshold.value else "fail",
             observed=change,
             observed_text=text,
-            samples=int(cur_row["requests"]),
+            samples=int(cur_row["samples"]),
             baseline=baseline,
         )
-
-
-def quantity_text(q: Quantity | None) -> str:
-    return "" if q is None else q.text
