@@ -75,10 +75,7 @@ def test_error_rate_requests_and_rate(two_versions):
         parse_assert("requests >= 500"),
         parse_assert("rate > 3.5/s"),
     ]
-    got = [
-        (r.rule.metric, r.group, r.observed, r.outcome)
-        for r in evaluate(rules, two_versions).results
-    ]
+    got = [(r.rule.metric, r.group, r.observed, r.outcome) for r in evaluate(rules, two_versions).results]
     span_20 = 599 * 0.25
     span_21 = 399 * 0.25
     assert got == [
@@ -165,9 +162,7 @@ def test_empty_requests_give_no_data_everywhere():
 
 def test_forecast_parses_and_reports_no_data(two_versions):
     res = evaluate([parse_assert("forecast(p99, 6h) < 250ms")], two_versions).results
-    assert {(r.outcome, r.observed_text) for r in res} == {
-        ("no_data", "forecast not available yet")
-    }
+    assert {(r.outcome, r.observed_text) for r in res} == {("no_data", "forecast not available yet")}
 
 
 def test_regression_against_a_version_in_the_same_logs(two_versions):

@@ -205,6 +205,4 @@ def test_check_table_is_validated_strictly(toml, message):
 def test_rule_in_file_that_does_not_parse_names_its_place():
     with pytest.raises(RuleSyntaxError) as info:
         check_settings(tomllib.loads("[[check.rules]]\nassert = 'p99 < 250xs'")["check"])
-    assert str(info.value).startswith(
-        "check.rules[1].assert 'p99 < 250xs' does not parse at column 7"
-    )
+    assert str(info.value).startswith("check.rules[1].assert 'p99 < 250xs' does not parse at column 7")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALL_VERSIONS = "all versions"
+UNKNOWN_VERSION = "unknown"  # the frame's model_version for requests that did not log one
 WHOLE_INPUT = "all lines"
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -64,7 +65,7 @@ class CheckResult:
     @property
     def label(self) -> str:
         """`p99 < 250ms [v2.1]`: how CI reports name this result."""
-        return f"{self.rule.text} [{self.group}]"
+        return f"{self.rule.display} [{self.group}]"
 
 
 def threshold_text(rule: Rule) -> str:
@@ -72,8 +73,8 @@ def threshold_text(rule: Rule) -> str:
     if q is None:
         return ""
     if rule.kind == "regression":
-        return f"<= +{_num(q.value * 100)}% vs baseline"
-    return f"{rule.op} {format_value(q.value, q.unit)}"
+        return f"<= +{q.text} vs baseline"
+    return f"{rule.op} {q.text}"  # as the user wrote it: exact
 
 
 def _num(v: float) -> str:
@@ -85,11 +86,12 @@ def format_value(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if unit == "ms":
-        return f"{_num(round(value, 3))} ms"
+        return f"{_num(round(value, 1))} ms"
     if unit == "fraction":
-        return f"{_num(round(value * 100, 4))}%"
+        pct = round(value * 100, 2)
+        return f"{_num(pct) if pct or not value else f'{value * 100:.2g}'}%"
     if unit == "per_s":
-        return f"{_num(round(value, 3))}/s"
+        return f"{_num(round(value, 2))}/s"
     return _num(round(value, 3))
 
 
@@ -97,6 +99,8 @@ def format_value(value: float | None, unit: str) -> str:
 class CheckReport:
     results: list[CheckResult]
     allow_missing: bool
+    #: requests without a model version, left out of per-version results (pooled rules keep them)
+    unversioned: int = 0
 
     @property
     def failed(self) -> bool:
@@ -167,13 +171,19 @@ def _versions(requests: pd.DataFrame) -> list[str]:
     return sorted(present)
 
 
+def per_version_groups(versions: Sequence[str]) -> list[str]:
+    """The versions that per-version rules report on: `unknown` only when it is all there is."""
+    known = [v for v in versions if v != UNKNOWN_VERSION]
+    return known or list(versions)
+
+
 def _groups(rule: Rule, versions: Sequence[str]) -> list[str | None]:
     """The versions a rule yields results for; None means all versions pooled."""
     if rule.scope == POOLED_SCOPE:
         return [None]
     if rule.scope is not None:
         return [rule.scope]
-    return list(versions) or [None]
+    return per_version_groups(versions) or [None]
 
 
 def _group_name(version: str | None) -> str:
@@ -230,7 +240,10 @@ def evaluate(
         else:
             for version in _groups(rule, versions):
                 _eval_metric(rule, stats, requests, versions, version, add)
-    return CheckReport(results, allow_missing)
+    unversioned = 0
+    if UNKNOWN_VERSION in versions and per_version_groups(versions) != versions:
+        unversioned = int((requests["model_version"].astype(str) == UNKNOWN_VERSION).sum())
+    return CheckReport(results, allow_missing, unversioned)
 
 
 def _eval_metric(
@@ -367,7 +380,7 @@ def _eval_regression(
         add(rule, None, "no_data", observed_text=f"field {fld} is not in the logs")
         return
     if base_stats is None:
-        targets = [v for v in versions if v != baseline_version]
+        targets = [v for v in per_version_groups(versions) if v != baseline_version]
         if baseline_version not in versions:
             add(
                 rule,
@@ -385,7 +398,7 @@ def _eval_regression(
             )
             return
     else:
-        targets = list(versions)
+        targets = per_version_groups(versions)
         if fld not in base_stats.requests.columns or base_stats.requests.empty:
             add(rule, None, "no_data", observed_text=f"baseline file has no {fld}")
             return
@@ -421,10 +434,7 @@ def _eval_regression(
             continue
         change = cur / ref - 1.0
         unit = " ms" if fld.endswith("_ms") else ""
-        text = (
-            f"{change * 100:+.1f}% ({rule.metric_label} {_num(round(cur, 1))}{unit} vs "
-            f"{_num(round(ref, 1))}{unit} on {where})"
-        )
+        text = f"{change * 100:+.1f}% ({_num(round(cur, 1))} vs {_num(round(ref, 1))}{unit} on {where})"
         add(
             rule,
             version,

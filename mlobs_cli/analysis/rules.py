@@ -85,6 +85,11 @@ class Rule:
     percentile: float | None = None  # for pNN metrics
 
     @property
+    def display(self) -> str:
+        """The rule as reports name it: its text, with `max-regression` before a regression limit."""
+        return f"max-regression {self.text}" if self.kind == "regression" else self.text
+
+    @property
     def metric_label(self) -> str:
         """`p95`, `p95(inference_ms)`, `error_rate`..."""
         if self.field and self.field != "latency_ms" and self.kind in ("stat", "regression"):
@@ -224,9 +229,7 @@ class _Parser:
             unit, end = "/" + u.text, u.pos + len(u.text)
         return num, unit, end
 
-    def as_duration(
-        self, q: tuple[_Tok, str, int], what: str, *, allow_zero: bool = True
-    ) -> Quantity:
+    def as_duration(self, q: tuple[_Tok, str, int], what: str, *, allow_zero: bool = True) -> Quantity:
         num, unit, end = q
         text = self.text[num.pos : end]
         if not unit or unit == "%" or unit.startswith("/"):
@@ -369,9 +372,7 @@ def parse_require(text: str, *, origin: str = "--require", severity: str = "erro
     )
 
 
-def parse_regression(
-    text: str, *, origin: str = "--max-regression", severity: str = "error"
-) -> Rule:
+def parse_regression(text: str, *, origin: str = "--max-regression", severity: str = "error") -> Rule:
     """`stat:pct`, e.g. `p95:10%`, `p99(inference_ms):15%`: the largest allowed increase."""
     colon = _split_scope(text)
     if colon is None:
@@ -432,8 +433,22 @@ def _type_name(t: type) -> str:
     return {bool: "true or false", str: "a string", list: "an array of tables"}[t]
 
 
-def check_settings(table: Any, *, where: str = "[check]") -> CheckSettings:
-    """Validate the `[check]` table strictly: unknown keys and wrong types raise ConfigError."""
+def check_settings(table: Any, *, source: object = None) -> CheckSettings:
+    """Validate the `[check]` table strictly: unknown keys and wrong types raise ConfigError.
+
+    `source` (the settings file) prefixes every message and every rule's origin.
+    """
+    try:
+        return _check_settings(table, f"{source}: " if source else "")
+    except ConfigError as exc:
+        if source and not exc.message.startswith(f"{source}: "):
+            exc.message = f"{source}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
+
+
+def _check_settings(table: Any, prefix: str) -> CheckSettings:
+    where = "[check]"
     out = CheckSettings()
     if table is None:
         return out
@@ -467,5 +482,6 @@ def check_settings(table: Any, *, where: str = "[check]") -> CheckSettings:
         if severity not in SEVERITIES:
             raise ConfigError(f"{name}.severity is {severity!r}", 'use "error" or "warn"')
         parse = _RULE_PARSERS[kinds[0]]
-        out.rules.append(parse(entry[kinds[0]], origin=f"{name}.{kinds[0]}", severity=severity))
+        origin = f"{prefix}{name}.{kinds[0]}"
+        out.rules.append(parse(entry[kinds[0]], origin=origin, severity=severity))
     return out

@@ -43,8 +43,7 @@ def check(
             "--require",
             show_default=False,
             metavar="FIELD[=PCT]",
-            help="A field request summaries must carry: model_version, request_id=99.5%. "
-            "Repeatable.",
+            help="A field request summaries must carry: model_version, request_id=99.5%. Repeatable.",
         ),
     ] = None,
     baseline: Annotated[
@@ -80,8 +79,7 @@ def check(
         typer.Option(
             "--allow-missing/--no-allow-missing",
             show_default=False,
-            help="Let NO DATA (a version or field a rule needs is absent) pass; by default it "
-            "fails.",
+            help="Let NO DATA (a version or field a rule needs is absent) pass; by default it fails.",
         ),
     ] = None,
     junit: Annotated[
@@ -108,9 +106,7 @@ def check(
 
     started = time.perf_counter()
     try:
-        plan = _plan(
-            assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config
-        )
+        plan = _plan(assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config)
     except RuleSyntaxError as exc:
         _syntax_error(exc)
     _run(
@@ -145,8 +141,7 @@ def _plan(assert_, require, baseline, baseline_file, max_regression, allow_missi
     from mlobs_cli.config import load_settings
 
     settings = load_settings(config, field_flags=field or [])
-    table = getattr(settings, "table", None) or {}
-    plan = check_settings(table.get("check"))
+    plan = check_settings(settings.table.get("check"), source=settings.path)
     plan.rules += [parse_assert(t) for t in assert_ or []]
     plan.rules += [parse_require(t) for t in require or []]
     plan.rules += [parse_regression(t) for t in max_regression or []]
@@ -187,11 +182,19 @@ def _run(plan, sources, *, fmt, strict, field, config, junit, started) -> None:
         base_data = load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
     report = evaluate(
         plan.rules,
-        data,
+        data.requests,
+        lines=data.lines,
+        skipped=data.skipped.total,
         allow_missing=plan.allow_missing,
         baseline_version=plan.baseline,
-        baseline_data=base_data,
+        baseline_requests=base_data.requests if base_data is not None else None,
     )
+    if report.unversioned:
+        n = report.unversioned
+        warn(
+            f"{n:,} request{'s' if n != 1 else ''} without a model version left out of per-version "
+            "results ('*:' rules and --require model_version count them)"
+        )
     if junit is not None:
         ci.write_junit(report, junit, elapsed_s=time.perf_counter() - started)
 
