@@ -237,7 +237,7 @@ class _Parser:
         try:
             ms = parse_duration(text, allow_zero=allow_zero) * 1000.0
         except UsageError as exc:
-            self.fail(num.pos, end - num.pos, exc.message)
+            self.fail(num.pos, end - num.pos, str(exc))
         return Quantity(ms, "ms", text)
 
 
