@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import tomllib
 
+from mlobs_cli.analysis.check_settings import check_settings
 from mlobs_cli.analysis.rules import (
     RuleSyntaxError,
-    check_settings,
     parse_assert,
     parse_regression,
     parse_require,

@@ -132,12 +132,8 @@ def _syntax_error(exc: MlobsError) -> None:
 
 def _plan(assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config):
     """Collect the rules: the file's `[check]` rules first, then the flags' (they add up)."""
-    from mlobs_cli.analysis.rules import (
-        check_settings,
-        parse_assert,
-        parse_regression,
-        parse_require,
-    )
+    from mlobs_cli.analysis.check_settings import check_settings
+    from mlobs_cli.analysis.rules import parse_assert, parse_regression, parse_require
     from mlobs_cli.config import load_settings
 
     settings = load_settings(config, field_flags=field or [])
