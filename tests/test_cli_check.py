@@ -350,3 +350,43 @@ def test_empty_logs_give_no_data_and_exit_1(run_cli, tmp_path):
     assert result.exit_code == 1
     (row,) = as_json(result)["results"]
     assert (row["status"], row["observed_text"]) == ("NO DATA", "no request summaries in the logs")
+
+
+def test_simulated_logs_with_v21_planted_20_percent_slower_at_p95(run_cli, tmp_path):
+    pytest.importorskip("mlobs_cli.simulate", reason="mlobs simulate lands from branch simulate")
+    path = tmp_path / "sim.jsonl"
+    made = run_cli("simulate", "--requests", "4000", "--seed", "7",
+                   "--latency", "v2.1=uniform:50:200", "--slowdown", "v2.1:20%", "-o", path)  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    lat: dict[str, list[float]] = {"v2.0": [], "v2.1": []}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if "latency_ms" in rec:
+            lat[rec["model_version"]].append(rec["latency_ms"])
+    p95 = {v: np.percentile(np.array(x), 95) for v, x in lat.items()}
+    expected = p95["v2.1"] / p95["v2.0"] - 1
+
+    result = run_cli("check", path, "-f", "json", "--baseline", "v2.0",
+                     "--max-regression", "p95:10%")  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    (row,) = as_json(result)["results"]
+    assert (row["group"], row["status"]) == ("v2.1", "FAIL")
+    assert row["observed"] == pytest.approx(expected, rel=1e-12)
+    assert 0.15 < row["observed"] < 0.25  # the planted 20% (on inference) shows at p95
+    relaxed = run_cli("check", path, "--baseline", "v2.0", "--max-regression", "p95:30%")
+    assert relaxed.exit_code == 0, relaxed.stdout
+
+
+def test_ndjson_csv_and_markdown_carry_the_same_results(run_cli, logs):
+    path, _ = logs
+    args = ["check", path, "--assert", "p99 < 250ms"]
+    nd = run_cli(*args, "-f", "ndjson")
+    assert nd.exit_code == 1
+    rows = [json.loads(line) for line in nd.stdout.splitlines()]
+    assert [(r["model_version"], r["status"]) for r in rows] == [("v2.0", "PASS"), ("v2.1", "FAIL")]
+    csv_out = run_cli(*args, "-f", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("rule,origin,kind,severity,group,model_version,")
+    assert len(csv_out) == 3
+    md = run_cli(*args, "-f", "markdown").stdout.splitlines()
+    assert md[0] == "| rule | group | observed | threshold | status |"
+    assert md[3].startswith("| p99 < 250ms | v2.1 | ") and md[3].endswith(" | < 250ms | FAIL |")

@@ -262,7 +262,7 @@ def _eval_metric(
         add(rule, version, "no_data", observed_text=f"version not in the logs (seen: {seen})")
         return
     fld = rule.field or "latency_ms"
-    if rule.kind == "stat" and fld not in requests.columns:
+    if rule.kind == "stat" and (fld not in requests.columns or not requests[fld].notna().any()):
         add(rule, version, "no_data", observed_text=f"field {fld} is not in the logs")
         return
     if rule.kind == "stat" and fld != "latency_ms" and not _is_numeric(requests[fld]):
