@@ -390,3 +390,16 @@ def test_ndjson_csv_and_markdown_carry_the_same_results(run_cli, logs):
     md = run_cli(*args, "-f", "markdown").stdout.splitlines()
     assert md[0] == "| rule | group | observed | threshold | status |"
     assert md[3].startswith("| p99 < 250ms | v2.1 | ") and md[3].endswith(" | < 250ms | FAIL |")
+
+
+def test_unusable_input_in_github_actions_is_an_annotation_too(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run_cli("check", tmp_path / "nope.log", "--assert", "p99 < 1s")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("::error title=mlobs check error::")
+    assert "nope.log" in lines[0]
+    assert lines[1].startswith("mlobs: error: ")
+    bad = run_cli("check", tmp_path / "nope.log", "--assert", "p99 << 1s")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("::error title=mlobs check error::--assert 'p99 << 1s' does not parse")

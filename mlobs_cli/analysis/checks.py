@@ -120,7 +120,7 @@ class _Stats:
 
     def __init__(self, requests: pd.DataFrame) -> None:
         self.requests = requests
-        self._cache: dict[tuple[str, bool], pd.DataFrame] = {}
+        self._cache: dict[tuple[str, bool], dict[str | None, dict[str, Any]]] = {}
         self.percentiles: dict[str, set[float]] = {}
 
     def want(self, rule: Rule) -> None:
@@ -129,8 +129,8 @@ class _Stats:
         if rule.percentile is not None:
             qs.add(rule.percentile)
 
-    def table(self, fld: str, pooled: bool) -> pd.DataFrame:
-        """One row per version present (or one pooled row); `samples` counts values of `fld`."""
+    def rows(self, fld: str, pooled: bool) -> dict[str | None, dict[str, Any]]:
+        """latency_table rows by version (None: the pooled row); `samples` counts values of `fld`."""
         key = (fld, pooled)
         if key not in self._cache:
             from mlobs_cli.analysis.latency import latency_table
@@ -138,18 +138,16 @@ class _Stats:
             qs = sorted(self.percentiles.get(fld) or {50.0})
             by = [] if pooled else ["model_version"]
             tab = latency_table(self.requests, by=by, percentiles=qs, metric=fld)
-            tab = tab[tab["requests"] > 0]
-            self._cache[key] = tab.reset_index(drop=True)
+            records = tab[tab["requests"] > 0].to_dict("records")
+            self._cache[key] = {(None if pooled else str(r["model_version"])): r for r in records}
         return self._cache[key]
 
     def row(self, fld: str, version: str | None) -> dict[str, Any] | None:
         """The group's row, or None when the group has no value of `fld`."""
-        tab = self.table(fld, version is None)
-        if version is not None:
-            tab = tab[tab["model_version"].astype(str) == version]
-        if tab.empty or int(tab["samples"].iloc[0]) == 0:
+        row = self.rows(fld, version is None).get(version)
+        if row is None or int(row["samples"]) == 0:
             return None
-        return tab.iloc[0].to_dict()
+        return row
 
 
 def _stat_value(rule: Rule, row: dict[str, Any]) -> float:

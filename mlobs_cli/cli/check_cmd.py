@@ -6,13 +6,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from mlobs_cli.cli.app import command
 from mlobs_cli.cli.common import ConfigOpt, FieldOpt, FormatOpt, OutputFormat, SourcesArg, StrictOpt
 from mlobs_cli.errors import ExitCode, MlobsError, UsageError
+
+if TYPE_CHECKING:
+    from mlobs_cli.analysis.rules import RuleSyntaxError
 
 # typer needs Optional (not X | None) on Python 3.10
 RuleOpt = Optional[list[str]]  # noqa: UP045
@@ -107,25 +110,39 @@ def check(
     started = time.perf_counter()
     try:
         plan = _plan(assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config)
+        _run(
+            plan,
+            sources,
+            fmt=fmt,
+            strict=strict,
+            field=field,
+            config=config,
+            junit=junit,
+            started=started,
+        )
     except RuleSyntaxError as exc:
+        _annotate_error(exc)
         _syntax_error(exc)
-    _run(
-        plan,
-        sources,
-        fmt=fmt,
-        strict=strict,
-        field=field,
-        config=config,
-        junit=junit,
-        started=started,
-    )
+    except MlobsError as exc:  # reported by @command; in GitHub Actions also as an annotation
+        _annotate_error(exc)
+        raise
 
 
-def _syntax_error(exc: MlobsError) -> None:
+def _annotate_error(exc: MlobsError) -> None:
+    """In GitHub Actions, an error that stops the check is an `::error` annotation too."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from mlobs_cli.render.ci import escape_data, escape_property
+        from mlobs_cli.terminal import inert_text
+
+        title = escape_property("mlobs check error")
+        sys.stderr.write(f"::error title={title}::{escape_data(inert_text(str(exc)))}\n")
+
+
+def _syntax_error(exc: RuleSyntaxError) -> None:
     from mlobs_cli.terminal import error_line, inert_text
 
     error_line(str(exc))
-    for line in exc.caret_lines():  # type: ignore[attr-defined]
+    for line in exc.caret_lines():
         sys.stderr.write(inert_text(line) + "\n")
     raise typer.Exit(int(ExitCode.USAGE))
 
