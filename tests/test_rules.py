@@ -25,6 +25,7 @@ from mlobs_cli.errors import ConfigError, ExitCode
         ("v2.1: p99 < 300ms", "stat", "p99", "latency_ms", "<", 300.0, "ms", "v2.1"),
         ("  v2.1-rc+1 :p99<=0.3s", "stat", "p99", "latency_ms", "<=", 300.0, "ms", "v2.1-rc+1"),
         ("*: p50 < 1.5s", "stat", "p50", "latency_ms", "<", 1500.0, "ms", "*"),
+        ('"model:v2": p50 < 1s', "stat", "p50", "latency_ms", "<", 1000.0, "ms", "model:v2"),
         ("p99.9 < 1m", "stat", "p99.9", "latency_ms", "<", 60_000.0, "ms", None),
         ("mean < 250 ms", "stat", "mean", "latency_ms", "<", 250.0, "ms", None),
         ("max < 1h30m", "stat", "max", "latency_ms", "<", 5_400_000.0, "ms", None),

@@ -293,10 +293,16 @@ def _threshold(p: _Parser, m: dict[str, Any], q: tuple[_Tok, str, int]) -> Quant
 
 
 def _split_scope(text: str) -> int | None:
-    """Position of the ':' that ends a version scope (outside parentheses), or None."""
+    """Position of the ':' that ends a version scope (outside parentheses and quotes), or None."""
     depth = 0
+    quote = ""
     for i, ch in enumerate(text):
-        if ch == "(":
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
@@ -311,7 +317,9 @@ def parse_assert(text: str, *, origin: str = "--assert", severity: str = "error"
     scope = None
     start = 0
     if colon is not None:
-        scope = text[:colon].strip().strip("\"'")
+        scope = text[:colon].strip()
+        if len(scope) >= 2 and scope[0] == scope[-1] and scope[0] in "\"'":
+            scope = scope[1:-1]  # a quoted version: "model:v2": p99 < 1s
         if not scope:
             raise RuleSyntaxError(text, origin, colon, 1, "expected a model version before ':'")
         start = colon + 1
