@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import Annotated, Any, Optional
@@ -70,9 +71,7 @@ def latency(
     ] = None,
     every: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            "--every", help="Add a time bucket of this width: 10s, 1m, 5m, 1h.", show_default=False
-        ),
+        typer.Option("--every", help="Add a time bucket of this width: 10s, 1m, 5m, 1h.", show_default=False),
     ] = None,
     since: Annotated[
         Optional[str],  # noqa: UP045
@@ -116,8 +115,7 @@ def latency(
         StatusChoice,
         typer.Option(
             "--status",
-            help="Which requests feed the latency columns; counts and error "
-            "rates always include all.",
+            help="Which requests feed the latency columns; counts and error rates always include all.",
             case_sensitive=False,
         ),
     ] = StatusChoice.all,
@@ -205,15 +203,10 @@ def run_and_render(
     if metric not in requests.columns:
         requests = requests.assign(**{metric: stage_metric(requests, data.spans, metric)})
     requests = select_requests(requests, since=since, until=until, where=where)
-    table = latency_table(
-        requests, by=keys, percentiles=qs, metric=metric, every=every, status=status
-    )
+    table = latency_table(requests, by=keys, percentiles=qs, metric=metric, every=every, status=status)
     table.attrs["every"] = every
     if table.attrs.get("unbucketed"):
-        warn(
-            f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every "
-            "buckets"
-        )
+        warn(f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every buckets")
     if baseline is not None:
         versions = sorted({str(v) for v in table[VERSION]})
         if baseline not in versions:
@@ -272,10 +265,15 @@ def render(
     from mlobs_cli.render.console import make_console
 
     console = make_console()
-    console.print(rl.latency_renderable(table, qs, title=title, regression=threshold))
+    shown = rl.latency_renderable(table, qs, title=title, regression=threshold)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # Piped or redirected: never truncate numbers to a guessed 80 columns.
+        wide = console.options.update(max_width=10_000)
+        needed = console.measure(shown.renderables[0], options=wide).maximum
+        if needed > console.width:
+            console = make_console(width=needed)
+    console.print(shown)
     if plot:
         from mlobs_cli.render.latency_plot import plot_latency
 
-        console.print(
-            plot_latency(table, requests, qs=qs, metric=metric, status=status, width=console.width)
-        )
+        console.print(plot_latency(table, requests, qs=qs, metric=metric, status=status, width=console.width))

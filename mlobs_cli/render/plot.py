@@ -93,7 +93,7 @@ def line_chart(
     y_max = max(y for _, y in points) or 1.0
     x_min = min(x for x, _ in points)
     x_span = (max(x for x, _ in points) - x_min) or 1.0
-    label_w = max(len(fmt_axis_ms(y_max)), len(fmt_axis_ms(0.0)))
+    label_w = max(len(fmt_axis_ms(v)) for v in (y_max, y_max / 2, 0.0))
     plot_w = max(10, width - label_w - 2)
     canvas = BrailleCanvas(plot_w, height)
     dots_w, dots_h = plot_w * 2 - 1, height * 4 - 1
@@ -161,8 +161,7 @@ def histograms(
             out.append(label.rjust(name_w) + " │", style="bold" if label else "dim")
             floor = (height - 1 - row) * 8
             bar = "".join(
-                _BLOCKS[max(0, min(8, math.ceil(lv - floor)))] if lv > floor else " "
-                for lv in levels
+                _BLOCKS[max(0, min(8, math.ceil(lv - floor)))] if lv > floor else " " for lv in levels
             )
             out.append(bar + "\n", style=colour)
         marks = (markers or {}).get(name, {})
