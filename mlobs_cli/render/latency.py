@@ -253,7 +253,7 @@ def markdown_document(table: pd.DataFrame, percentiles: list[float], *, title: s
                 mark = key in pcols and bool(flags.at[table.index[i], key])
                 if mark:
                     flagged.add(key)
-                out[key] = _fmt_num(value, 2) + ("\\*" if mark else "")
+                out[key] = _fmt_num(value, 2) + ("†" if mark else "")
             elif key == "rate_per_s":
                 out[key] = _fmt_rate(value)
             else:
@@ -274,7 +274,7 @@ def markdown_document(table: pd.DataFrame, percentiles: list[float], *, title: s
         needs = ", ".join(
             f"{c[:-3]} needs {min_samples(q):,}" for q, c in zip(percentiles, pcols) if c in flagged
         )
-        text += f"\n\\* fewer samples than the percentile needs ({needs}): close to the maximum.\n"
+        text += f"\n† fewer samples than the percentile needs ({needs}): close to the maximum.\n"
     return text
 
 
