@@ -259,9 +259,7 @@ def latency_table(
 
     out: dict[str, object] = {}
     if every is not None:
-        out[BUCKET] = pd.to_datetime(
-            np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True
-        )
+        out[BUCKET] = pd.to_datetime(np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True)
     for key in by:
         out[key] = frame[key].iloc[rep].reset_index(drop=True)
     out["requests"] = counts.astype(np.int64)
@@ -290,9 +288,7 @@ def low_sample(table: pd.DataFrame, percentiles: list[float]) -> pd.DataFrame:
     than 1,000): such a percentile is (an interpolation toward) the maximum: flagged, not hidden.
     """
     samples = table["samples"].to_numpy()
-    return pd.DataFrame(
-        {percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index
-    )
+    return pd.DataFrame({percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index)
 
 
 def compare_to_baseline(
