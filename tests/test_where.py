@@ -195,6 +195,4 @@ def test_numeric_comparisons_agree_with_pandas(values, threshold) -> None:
         expected = fn(filled, threshold) & present
         np.testing.assert_array_equal(got, expected)
     got = parse_where(f"not (status > {threshold})").mask(f).to_numpy()
-    np.testing.assert_array_equal(
-        got, ~(col.fillna(-99).to_numpy(dtype=np.int64) > threshold) | ~present
-    )
+    np.testing.assert_array_equal(got, ~(col.fillna(-99).to_numpy(dtype=np.int64) > threshold) | ~present)

@@ -102,7 +102,10 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, int]:
         codes = series.cat.codes.to_numpy().astype(np.int64)
         uniques = pd.Index(series.cat.categories)
     else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists, dicts): group by their text
+            codes, uniques = pd.factorize(series.map(lambda v: None if v is None else repr(v)))
         codes = codes.astype(np.int64)
     try:
         rank_order = np.argsort(np.asarray(uniques), kind="stable")
