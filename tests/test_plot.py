@@ -41,7 +41,7 @@ def test_line_chart_fits_the_width_and_labels_the_axis() -> None:
         lines = text.plain.splitlines()
         assert lines[0] == "p99"
         assert all(len(line) <= width for line in lines)
-        assert lines[1].startswith("40.0 ms ┤") and lines[6].startswith("   0 ms ┤")
+        assert lines[1].startswith("41.5 ms ┤") and lines[6].startswith(" 8.5 ms ┤")  # 10..40, padded 5%
         assert "10:00" in lines[7] and lines[7].rstrip().endswith("10:02")
         assert "━━ v1" in lines[8] and "━━ v2" in lines[8]
 
