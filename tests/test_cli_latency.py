@@ -297,3 +297,43 @@ def test_hostile_version_strings_are_shown_inert(run_cli, tmp_path):
     assert "\\x1b[2J[bold red]v3" in result.stdout
     doc = run_json(run_cli, path)
     assert doc["rows"][0]["model_version"] == "\x1b[2J[bold red]v3"  # machine formats keep the value
+
+
+EDGE_LINES = [
+    '{"ts": "2026-11-26T10:00:05Z", "model_version": "v1", "latency_ms": 30, "status": 200}',
+    '{"ts": "2026-11-26T10:00:01Z", "model_version": "v1", "latency_ms": 10, "status": 200}',  # out of order
+    '{"model_version": "v1", "latency_ms": 20, "status": 200}',  # no timestamp
+    '{"ts": "2026-11-26T10:00:02Z", "model_version": "broken", "latency_ms": 5, "status": 500}',
+    '{"ts": "2026-11-26T10:00:03Z", "model_version": "broken", "latency_ms": 7, "error": true}',
+    '{"ts": "2026-11-26T10:00:04Z", "latency_ms": 12, "status": 200}',  # no version
+]
+
+
+@pytest.fixture
+def edge_log(tmp_path) -> Path:
+    path = tmp_path / "edge.log"
+    path.write_text("\n".join(EDGE_LINES) + "\n")
+    return path
+
+
+def test_edge_cases_all_errors_no_version_unsorted_and_untimed(run_cli, edge_log):
+    rows = {r["model_version"]: r for r in run_json(run_cli, edge_log, "--status", "ok", "-p", "50")["rows"]}
+    assert set(rows) == {"broken", "unknown", "v1"}
+    broken = rows["broken"]  # every request failed: no successful latency to report
+    assert (broken["requests"], broken["errors"], broken["error_rate"]) == (2, 2, 1.0)
+    assert broken["p50_ms"] is None and broken["mean_ms"] is None and broken["max_ms"] is None
+    assert rows["unknown"]["requests"] == 1 and rows["unknown"]["rate_per_s"] is None
+    v1 = rows["v1"]
+    assert v1["requests"] == 3 and v1["p50_ms"] == 20.0 and v1["max_ms"] == 30.0
+    assert v1["rate_per_s"] == pytest.approx(2 / 4)  # 2 timestamped requests over 4 s
+    table = run_cli("latency", edge_log, "--status", "ok")
+    assert table.exit_code == 0 and "broken" in table.stdout and "—" in table.stdout
+
+
+def test_every_leaves_untimed_requests_out_and_says_so(run_cli, edge_log):
+    result = run_cli("latency", edge_log, "--every", "1m", "--format", "json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)["rows"]
+    assert sum(r["requests"] for r in rows) == 5
+    assert {r["bucket_start"] for r in rows} == {"2026-11-26T10:00:00.000Z"}
+    assert "1 request(s) without a timestamp left out of --every buckets" in result.stderr
