@@ -158,9 +158,7 @@ def test_zero_span_gives_null_rate() -> None:
 
 
 def test_all_errors_and_a_version_with_no_successes() -> None:
-    frame = requests_frame(
-        [5, 6, 7, 8], versions=["bad", "bad", "good", "good"], status=[500, 503, 200, 200]
-    )
+    frame = requests_frame([5, 6, 7, 8], versions=["bad", "bad", "good", "good"], status=[500, 503, 200, 200])
     table = latency_table(frame, by=["model_version"], percentiles=[50, 99], status="ok")
     bad = table[table["model_version"] == "bad"].iloc[0]
     assert bad["requests"] == 2 and bad["errors"] == 2 and bad["error_rate"] == 1.0
@@ -318,9 +316,7 @@ versions_st = st.sampled_from(["v1", "v2", "v3"])
 @settings(max_examples=60, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(
-            st.floats(0, 1e5, allow_nan=False), versions_st, st.integers(0, 3_600), st.booleans()
-        ),
+        st.tuples(st.floats(0, 1e5, allow_nan=False), versions_st, st.integers(0, 3_600), st.booleans()),
         min_size=1,
         max_size=80,
     ),
@@ -361,3 +357,9 @@ def test_properties(rows, every) -> None:
             np.testing.assert_array_equal(
                 [r.p50_ms, r.p99_ms], np.percentile(inside["latency_ms"].to_numpy(), [50, 99])
             )
+
+
+def test_group_by_a_field_holding_lists() -> None:
+    frame = requests_frame([1, 2, 3], extra={"predictions": [[1, 2], [1, 2], None]})
+    table = latency_table(frame, by=["predictions"], percentiles=[50])
+    assert sorted(table["requests"].tolist()) == [1, 2]

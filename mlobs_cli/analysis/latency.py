@@ -102,7 +102,10 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, int]:
         codes = series.cat.codes.to_numpy().astype(np.int64)
         uniques = pd.Index(series.cat.categories)
     else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists, dicts): group by their text
+            codes, uniques = pd.factorize(series.map(lambda v: None if v is None else repr(v)))
         codes = codes.astype(np.int64)
     try:
         rank_order = np.argsort(np.asarray(uniques), kind="stable")
@@ -259,9 +262,7 @@ def latency_table(
 
     out: dict[str, object] = {}
     if every is not None:
-        out[BUCKET] = pd.to_datetime(
-            np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True
-        )
+        out[BUCKET] = pd.to_datetime(np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True)
     for key in by:
         out[key] = frame[key].iloc[rep].reset_index(drop=True)
     out["requests"] = counts.astype(np.int64)
@@ -290,9 +291,7 @@ def low_sample(table: pd.DataFrame, percentiles: list[float]) -> pd.DataFrame:
     than 1,000): such a percentile is (an interpolation toward) the maximum: flagged, not hidden.
     """
     samples = table["samples"].to_numpy()
-    return pd.DataFrame(
-        {percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index
-    )
+    return pd.DataFrame({percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index)
 
 
 def compare_to_baseline(
