@@ -5,6 +5,7 @@ of several layouts into one buffer in time order. The simulator writes its logs 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -51,15 +52,15 @@ def timestamps(t_us: np.ndarray) -> np.ndarray:
         table[:, [2, 5]] = ord(":")
         _TIME_OF_DAY.append(table)
     days, tod = np.divmod(t_us, 86_400 * US_PER_S)
-    uniq, inverse = np.unique(days, return_inverse=True)
-    dates = np.array(
-        [list(f"{(_EPOCH + timedelta(days=int(d))):%Y-%m-%d}T".encode()) for d in uniq],
-        dtype=np.uint8,
-    ).reshape(len(uniq), 11)
+    first = int(days.min()) if len(days) else 0
+    span = range(first, int(days.max()) + 1 if len(days) else 0)
+    dates = np.frombuffer(
+        "".join(f"{_EPOCH + timedelta(days=d):%Y-%m-%d}T" for d in span).encode(), dtype=np.uint8
+    ).reshape(len(span), 11)
     secs, micros = np.divmod(tod, US_PER_S)
     high, low = np.divmod(micros, 1000)
     out = np.empty((len(t_us), 27), dtype=np.uint8)
-    out[:, 0:11] = dates[inverse.ravel()]
+    out[:, 0:11] = dates[days - first]
     out[:, 11:19] = _TIME_OF_DAY[0][secs]
     out[:, 19] = ord(".")
     out[:, 20:23] = _DIGITS3[high]
@@ -68,13 +69,23 @@ def timestamps(t_us: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _layout(offsets: tuple[int, ...], widths: tuple[int, ...], itemsize: int) -> np.dtype:
+    """A structured dtype with one void field per (offset, width) in rows of `itemsize` bytes."""
+    return np.dtype(
+        {
+            "names": [f"f{i}" for i in range(len(offsets))],
+            "formats": [f"V{w}" for w in widths],
+            "offsets": list(offsets),
+            "itemsize": itemsize,
+        }
+    )
+
+
 def _fields(matrix: np.ndarray, start: int, width: int) -> np.ndarray:
     """Bytes [start, start+width) of each row of a uint8 matrix, as a 1-D void array."""
     matrix = np.ascontiguousarray(matrix)
-    layout = np.dtype(
-        {"names": ["f"], "formats": [f"V{width}"], "offsets": [start], "itemsize": matrix.shape[1]}
-    )
-    return matrix.view(layout).ravel()["f"]
+    return matrix.view(_layout((start,), (width,), matrix.shape[1])).ravel()["f0"]
 
 
 def assemble(parts: list, rows: np.ndarray | None, n: int) -> np.ndarray:
@@ -96,14 +107,7 @@ def assemble(parts: list, rows: np.ndarray | None, n: int) -> np.ndarray:
     out[:] = np.frombuffer(bytes(template), dtype=np.uint8)
     if not fields:
         return out
-    layout = np.dtype(
-        {
-            "names": [f"f{i}" for i in range(len(fields))],
-            "formats": [f"V{f[3]}" for f in fields],
-            "offsets": [f[0] for f in fields],
-            "itemsize": len(template),
-        }
-    )
+    layout = _layout(tuple(f[0] for f in fields), tuple(f[3] for f in fields), len(template))
     slots = out.view(layout).ravel()
     for i, (_, matrix, start, width) in enumerate(fields):
         source = _fields(matrix, start, width)

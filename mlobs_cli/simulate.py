@@ -17,7 +17,7 @@ import numpy as np
 from mlobs_cli import linebytes as lb
 from mlobs_cli.linebytes import US_PER_S
 
-CHUNK = 32768  # requests generated per batch
+CHUNK = 16384  # requests generated per batch
 US_PER_H = 3_600 * US_PER_S
 INFERENCE_TIMEOUT_MS = 1_000.0
 # (error name, HTTP status, share of the errors). All of them are raised by the inference step.
@@ -31,6 +31,7 @@ RECOMMENDATION_COUNTS = (3, 5, 10)
 RECOMMENDATION_SHARES = (0.15, 0.70, 0.15)
 FAST_PATH_MISS_SHARE = 0.03  # feature-cache misses the backing store still answers fast
 PODS_PER_VERSION = 3
+CATALOG_SIZE = 20_000  # items item_10000 ... item_29999
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _POD_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses for pod suffixes
 
@@ -133,16 +134,15 @@ class _Batch:
     cache_miss: np.ndarray  # bool
     user: np.ndarray
     rec_count: np.ndarray  # index into RECOMMENDATION_COUNTS
-    items: np.ndarray  # (n, max count, 5) ASCII digits of 5-digit item numbers
+    items: np.ndarray  # (n, max count) indices into the item catalog
     host: np.ndarray  # int index into the version's pods
     ids: np.ndarray  # (n, 24) uint8 random bytes: 8 request id, 16 trace id
 
 
-def _item_digits(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Item numbers 10000-99999, drawn directly as ASCII digits (no division needed to print)."""
-    digits = rng.integers(0, 10, (n, max(RECOMMENDATION_COUNTS), 5), dtype=np.uint8)
-    digits[:, :, 0] = rng.integers(1, 10, (n, max(RECOMMENDATION_COUNTS)), dtype=np.uint8)
-    return digits + ord("0")
+def _recommended_items(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Catalog indices; popular (low) items are recommended more often."""
+    shares = rng.random((n, max(RECOMMENDATION_COUNTS)))
+    return (CATALOG_SIZE * shares * shares).astype(np.int64)
 
 
 def _simulate(cfg: SimConfig, rng: np.random.Generator, arrivals: np.ndarray) -> _Batch:
@@ -196,7 +196,7 @@ def _simulate(cfg: SimConfig, rng: np.random.Generator, arrivals: np.ndarray) ->
         cache_miss=cache_miss,
         user=rng.integers(10_000, 100_000, n),
         rec_count=rng.choice(len(RECOMMENDATION_COUNTS), n, p=RECOMMENDATION_SHARES),
-        items=_item_digits(rng, n),
+        items=_recommended_items(rng, n),
         host=rng.integers(0, PODS_PER_VERSION, n),
         ids=np.frombuffer(rng.bytes(24 * n), dtype=np.uint8).reshape(n, 24),
     )
@@ -224,10 +224,10 @@ class _Renderer:
 
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
-        self.hosts = [
-            np.array([list(h.encode()) for h in host_names(v)], dtype=np.uint8)
-            for v, _ in cfg.versions
-        ]
+        names = [h.encode() for v, _ in cfg.versions for h in host_names(v)]
+        self.hosts = np.frombuffer(b"".join(names), dtype=np.uint8).reshape(len(names), -1)
+        catalog = "".join(f'"item_{10_000 + i}",' for i in range(CATALOG_SIZE)).encode()
+        self.catalog = np.frombuffer(catalog, dtype=np.uint8).reshape(CATALOG_SIZE, 13)
 
     def render(self, b: _Batch, first: int) -> list[lb.LineSet]:
         """Line sets of the batch; `first` is the global index of its first request."""
@@ -259,15 +259,13 @@ class _Renderer:
     def _summaries(
         self, b: _Batch, ids: np.ndarray, ts: np.ndarray, seq: np.ndarray
     ) -> list[lb.LineSet]:
-        n, top, _ = b.items.shape
+        n, top = b.items.shape
         lat_us, inf_us = b.t[:, 3] - b.t[:, 0], b.t[:, 2] - b.t[:, 1]
         lat_w, inf_w = _int_widths(lat_us // 1000), _int_widths(inf_us // 1000)
         lat, inf = _ms_text(lat_us, lat_w), _ms_text(inf_us, inf_w)
         user = lb.decimal(b.user, 5)
-        items = np.empty((n, top, 13), dtype=np.uint8)
-        items[:] = lb.text('"item_00000",')
-        items[:, :, 6:11] = b.items
-        items = items.reshape(n, top * 13)
+        items = self.catalog[b.items].reshape(n, top * 13)
+        hosts = self.hosts[b.version * PODS_PER_VERSION + b.host]
         kind = np.where(b.failed, b.error_kind + 1, 0)
         # One group per line layout; widths of the ms numbers are below 8 digits.
         key = (((b.version * 5 + kind) * 3 + b.rec_count) * 2 + b.cache_miss) * 8 + lat_w
@@ -284,7 +282,6 @@ class _Renderer:
                 tail = [f',"status":{status},"error":"{name}","predictions":[]']
             else:
                 tail = [',"status":200,"predictions":[', (items, 0, count * 13 - 1), "]"]
-            hosts = self.hosts[v][b.host[idx]]
             parts = [
                 '{"ts":"', (ts, 0, 27),
                 f'","level":"{"error" if k else "info"}","event":"prediction","request_id":"req-',
@@ -293,14 +290,11 @@ class _Renderer:
                 f'","num_recommendations":{count},"latency_ms":',
                 (lat, lat.shape[1] - 4 - lw, lw + 4), ',"inference_ms":',
                 (inf, inf.shape[1] - 4 - iw, iw + 4), *tail,
+                ',"host":"', (hosts, 0, hosts.shape[1]),
+                f'","route":"/predict","feature_cache":"{"miss" if miss else "hit"}"}}\n',
             ]  # fmt: skip
             lines = lb.assemble(parts, idx, len(idx))
-            end = lb.assemble(
-                [',"host":"', (hosts, 0, hosts.shape[1]),
-                 f'","route":"/predict","feature_cache":"{"miss" if miss else "hit"}"}}\n'],
-                None, len(idx),
-            )  # fmt: skip
-            sets.append(lb.LineSet(np.hstack([lines, end]), b.t[idx, 3], seq[idx]))
+            sets.append(lb.LineSet(lines, b.t[idx, 3], seq[idx]))
         return sets
 
 
