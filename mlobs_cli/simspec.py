@@ -195,4 +195,4 @@ def parse_drift(text: str) -> Drift:
         raise UsageError(f"--drift: {text!r} is not VERSION:RATE", hint)
     name = parse_version(name, "--drift")
     per_hour = {"h": 1.0, "min": 60.0, "m": 60.0, "d": 1 / 24, "s": 3600.0}[match.group(2)]
-    return Drift(name, float(match.group(1)) * per_hour)
+    return Drift(name, _number(match.group(1), f"--drift {name}") * per_hour)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from mlobs_cli import linebytes as lb
+from mlobs_cli.errors import UsageError
 from mlobs_cli.linebytes import US_PER_S
 
 CHUNK = 16384  # requests generated per batch
@@ -31,6 +32,8 @@ RECOMMENDATION_COUNTS = (3, 5, 10)
 RECOMMENDATION_SHARES = (0.15, 0.70, 0.15)
 FAST_PATH_MISS_SHARE = 0.03  # feature-cache misses the backing store still answers fast
 PODS_PER_VERSION = 3
+MAX_STEP_MS = 3_600_000.0  # a feature fetch or an inference never lasts more than an hour
+LAST_US = 253_402_300_799_000_000 - 3 * 3_600 * US_PER_S  # 9999-12-31T23:59:59Z minus 3 steps
 CATALOG_SIZE = 20_000  # items item_10000 ... item_29999
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _POD_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet Kubernetes uses for pod suffixes
@@ -146,6 +149,11 @@ def _recommended_items(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _simulate(cfg: SimConfig, rng: np.random.Generator, arrivals: np.ndarray) -> _Batch:
+    with np.errstate(over="ignore", invalid="ignore"):  # huge factors saturate at MAX_STEP_MS
+        return _simulate_batch(cfg, rng, arrivals)
+
+
+def _simulate_batch(cfg: SimConfig, rng: np.random.Generator, arrivals: np.ndarray) -> _Batch:
     n = len(arrivals)
     start = epoch_us(cfg.start)
     weights = np.array([w for _, w in cfg.versions], dtype=np.float64)
@@ -183,7 +191,9 @@ def _simulate(cfg: SimConfig, rng: np.random.Generator, arrivals: np.ndarray) ->
     inference[crash] *= rng.uniform(0.05, 1.0, int(crash.sum()))
     pre = rng.uniform(0.2, 0.8, n)  # parse the request before fetching features
     post = rng.uniform(0.1, 0.6, n)  # serialize the response
-    steps = np.stack([(pre + fetch), np.maximum(inference, 0.5), post], axis=1)
+    inference = np.clip(np.nan_to_num(inference, nan=MAX_STEP_MS), 0.5, MAX_STEP_MS)
+    fetch = np.clip(np.nan_to_num(fetch, nan=MAX_STEP_MS), 0.0, MAX_STEP_MS)
+    steps = np.stack([pre + fetch, inference, post], axis=1)
     steps_us = np.maximum(np.rint(steps * 1000.0).astype(np.int64), 1)
     t = np.empty((n, 4), dtype=np.int64)
     t[:, 0] = arrivals
@@ -267,9 +277,9 @@ class _Renderer:
         items = self.catalog[b.items].reshape(n, top * 13)
         hosts = self.hosts[b.version * PODS_PER_VERSION + b.host]
         kind = np.where(b.failed, b.error_kind + 1, 0)
-        # One group per line layout; widths of the ms numbers are below 8 digits.
-        key = (((b.version * 5 + kind) * 3 + b.rec_count) * 2 + b.cache_miss) * 8 + lat_w
-        key = key * 8 + inf_w
+        # One group per line layout; the ms numbers have at most 8 digits (steps <= MAX_STEP_MS).
+        key = (((b.version * 5 + kind) * 3 + b.rec_count) * 2 + b.cache_miss) * 16 + lat_w
+        key = key * 16 + inf_w
         order = np.argsort(key, kind="stable")
         sets = []
         for idx in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
@@ -318,6 +328,11 @@ def iter_log_chunks(cfg: SimConfig) -> Iterator[memoryview]:
         offsets = clock + np.cumsum(arrival_rng.exponential(1.0 / cfg.rate, count))
         if count:
             clock = float(offsets[-1])
+            if start + clock * US_PER_S > LAST_US:
+                raise UsageError(
+                    "the simulated traffic would run past the year 9999",
+                    "raise --rate, lower --requests or move --start",
+                )
         return start + np.rint(offsets * US_PER_S).astype(np.int64)
 
     held: list[lb.LineSet] = []

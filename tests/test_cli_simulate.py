@@ -93,6 +93,8 @@ def test_options_reach_the_log(tmp_path: Path) -> None:
         (["--slow-features", "-0.1"], "between 0 and 1"),
         (["--start", "yesterday"], "ISO-8601"),
         (["--seed", "-4"], "--seed"),
+        (["--start", "9999-12-31T23:00:00Z"], "year 9999"),
+        (["--drift", "v2.1:+" + "9" * 400 + "ms/h"], "finite"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
@@ -112,3 +114,14 @@ def test_unwritable_output_is_one_clear_error(tmp_path: Path) -> None:
     result = simulate("-n", "5", "-o", str(tmp_path / "missing" / "log.jsonl"))
     assert result.exit_code == 2
     assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_extreme_factors_saturate_instead_of_breaking_lines(tmp_path: Path) -> None:
+    out = tmp_path / "log.jsonl"
+    result = simulate(
+        "-n", "50", "--seed", "1", "--no-stages", "--latency", "v2.1=const:1e300",
+        "--slowdown", "v2.0:1e300x", "--error-rate", "0", "-o", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(rows) == 50 and {r["inference_ms"] for r in rows} == {3_600_000.0}
