@@ -56,10 +56,7 @@ def test_options_reach_the_log(tmp_path: Path) -> None:
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert {r["event"] for r in rows} == {"prediction"} and len(rows) == 4000
     assert rows[0]["ts"].startswith("2026-12-01T07:30:")  # 08:30+01:00 in UTC
-    inf = {
-        v: np.array([r["inference_ms"] for r in rows if r["model_version"] == v])
-        for v in ("a1", "b2")
-    }
+    inf = {v: np.array([r["inference_ms"] for r in rows if r["model_version"] == v]) for v in ("a1", "b2")}
     assert len(inf["a1"]) / 4000 == pytest.approx(0.75, abs=0.03)
     assert set(inf["a1"].tolist()) == {40.0}
     assert np.median(inf["b2"]) == pytest.approx(150.0, rel=0.03)
@@ -125,3 +122,37 @@ def test_extreme_factors_saturate_instead_of_breaking_lines(tmp_path: Path) -> N
     assert result.exit_code == 0 and result.stderr == ""
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert len(rows) == 50 and {r["inference_ms"] for r in rows} == {3_600_000.0}
+
+
+def test_the_parser_reads_every_simulated_line_exactly(tmp_path: Path) -> None:
+    from mlobs_cli.frame import dataset_from_sources
+
+    out = tmp_path / "log.jsonl.gz"
+    args = ["-n", "1200", "--seed", "5", "--error-rate", "0.05", "--slow-features", "0.05"]
+    assert simulate(*args, "-o", str(out)).exit_code == 0
+    rows = [orjson.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
+    summaries = [r for r in rows if r["event"] == "prediction"]
+    data = dataset_from_sources([str(out)])
+    assert data.skipped.total == 0 and data.lines == 6000
+    requests, milestones = data.requests, data.milestones
+    assert len(requests) == 1200 and len(milestones) == 4800
+    assert requests["request_id"].tolist() == [r["request_id"] for r in summaries]
+    assert np.array_equal(requests["latency_ms"].to_numpy(), [r["latency_ms"] for r in summaries])
+    assert np.array_equal(requests["inference_ms"].to_numpy(), [r["inference_ms"] for r in summaries])
+    assert requests["error"].tolist() == [r["status"] >= 500 for r in summaries]
+    assert set(requests["model_version"].astype(str)) == {"v2.0", "v2.1"}
+    sent = milestones[milestones["event"] == "response_sent"].set_index("request_id")["ts"]
+    assert (requests.set_index("request_id")["ts"] == sent.loc[requests["request_id"]]).all()
+    received = milestones[milestones["event"] == "request_received"].set_index("request_id")["ts"]
+    span_ms = (sent - received.loc[sent.index]).dt.total_seconds() * 1000
+    by_id = requests.set_index("request_id")["latency_ms"]
+    assert np.allclose(span_ms.to_numpy(), by_id.loc[sent.index].to_numpy(), atol=1e-6)
+
+
+def test_the_rotated_sample_set_reads_back_as_one_run() -> None:
+    from mlobs_cli.frame import dataset_from_sources
+
+    folder = Path(__file__).resolve().parent.parent / "sample_logs" / "rotated"
+    data = dataset_from_sources([str(folder)])
+    assert data.skipped.total == 0 and len(data.requests) == 900
+    assert data.requests["ts"].is_monotonic_increasing

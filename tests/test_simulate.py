@@ -136,9 +136,7 @@ def test_traffic_split_error_rate_and_arrival_rate() -> None:
 
 def test_default_latencies_follow_the_seed_and_a_heavier_tailed_v21() -> None:
     rows = parse(run(SimConfig(requests=8000, seed=5, versions=TWO, error_rate=0.0, stages=False)))
-    inf = {
-        v: np.array([r["inference_ms"] for r in rows if r["model_version"] == v]) for v, _ in TWO
-    }
+    inf = {v: np.array([r["inference_ms"] for r in rows if r["model_version"] == v]) for v, _ in TWO}
     assert 50.0 <= inf["v2.0"].min() and inf["v2.0"].max() <= 200.0  # random.uniform(0.05, 0.2)
     assert np.median(inf["v2.1"]) == pytest.approx(90.0, rel=0.05)
     assert np.percentile(inf["v2.1"], 99.9) > 250.0  # the lognormal tail
@@ -152,9 +150,7 @@ def test_slowdown_is_planted_at_p95() -> None:
 
     def p95(cfg: SimConfig, version: str) -> float:
         rows = parse(run(cfg))
-        return float(
-            np.percentile([r["inference_ms"] for r in rows if r["model_version"] == version], 95)
-        )
+        return float(np.percentile([r["inference_ms"] for r in rows if r["model_version"] == version], 95))
 
     assert p95(slow, "v2.1") == pytest.approx(1.2 * p95(base, "v2.1"), rel=0.01)
     assert p95(slow, "v2.0") == p95(base, "v2.0")
@@ -174,9 +170,7 @@ def test_spike_multiplies_latency_and_errors_inside_its_window() -> None:
     inside = (arrived >= begin) & (arrived < begin + 60 * 1_000_000)
     ok = np.array([r["status"] == 200 for r in rows])
     assert 2500 < inside.sum() < 3500
-    assert np.median(latency[inside & ok]) == pytest.approx(
-        4 * np.median(latency[~inside & ok]), rel=0.1
-    )
+    assert np.median(latency[inside & ok]) == pytest.approx(4 * np.median(latency[~inside & ok]), rel=0.1)
     assert (~ok[inside]).mean() > 2.5 * (~ok[~inside]).mean()
 
 
