@@ -13,60 +13,6 @@ import numpy as np
 
 US_PER_S = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_DIGITS3 = np.array([list(f"{i:03d}".encode()) for i in range(1000)], dtype=np.uint8)
-_TIME_OF_DAY: list[np.ndarray] = []  # (86400, 8) `HH:MM:SS`, built on first use
-
-
-def text(value: str) -> np.ndarray:
-    return np.frombuffer(value.encode(), dtype=np.uint8)
-
-
-def decimal(values: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded decimal digits of non-negative integers, as an (n, width) uint8 matrix."""
-    groups = -(-width // 3)
-    out = np.empty((len(values), groups * 3), dtype=np.uint8)
-    rest = values
-    for g in range(groups - 1, -1, -1):
-        rest, low = np.divmod(rest, 1000)
-        out[:, 3 * g : 3 * g + 3] = _DIGITS3[low]
-    return np.ascontiguousarray(out[:, groups * 3 - width :])
-
-
-def hexdigits(raw: np.ndarray) -> np.ndarray:
-    """(n, k) bytes -> (n, 2k) lowercase hex digits."""
-    out = np.empty((raw.shape[0], raw.shape[1] * 2), dtype=np.uint8)
-    out[:, 0::2] = _HEX[raw >> 4]
-    out[:, 1::2] = _HEX[raw & 15]
-    return out
-
-
-def timestamps(t_us: np.ndarray) -> np.ndarray:
-    """Epoch µs -> (n, 27) `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC)."""
-    if not _TIME_OF_DAY:
-        secs = np.arange(86_400)
-        table = np.empty((86_400, 8), dtype=np.uint8)
-        table[:, 0:2] = decimal(secs // 3600, 2)
-        table[:, 3:5] = decimal(secs // 60 % 60, 2)
-        table[:, 6:8] = decimal(secs % 60, 2)
-        table[:, [2, 5]] = ord(":")
-        _TIME_OF_DAY.append(table)
-    days, tod = np.divmod(t_us, 86_400 * US_PER_S)
-    first = int(days.min()) if len(days) else 0
-    span = range(first, int(days.max()) + 1 if len(days) else 0)
-    dates = np.frombuffer(
-        "".join(f"{_EPOCH + timedelta(days=d):%Y-%m-%d}T" for d in span).encode(), dtype=np.uint8
-    ).reshape(len(span), 11)
-    secs, micros = np.divmod(tod, US_PER_S)
-    high, low = np.divmod(micros, 1000)
-    out = np.empty((len(t_us), 27), dtype=np.uint8)
-    out[:, 0:11] = dates[days - first]
-    out[:, 11:19] = _TIME_OF_DAY[0][secs]
-    out[:, 19] = ord(".")
-    out[:, 20:23] = _DIGITS3[high]
-    out[:, 23:26] = _DIGITS3[low]
-    out[:, 26] = ord("Z")
-    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -82,17 +28,81 @@ def _layout(offsets: tuple[int, ...], widths: tuple[int, ...], itemsize: int) ->
     )
 
 
-def _fields(matrix: np.ndarray, start: int, width: int) -> np.ndarray:
-    """Bytes [start, start+width) of each row of a uint8 matrix, as a 1-D void array."""
+def void_rows(matrix: np.ndarray, start: int = 0, width: int | None = None) -> np.ndarray:
+    """Bytes [start, start+width) of each row of a uint8 matrix, as a 1-D void array.
+
+    Gathering and assigning whole void elements is much faster in numpy than copying narrow
+    2-D column slices, so every field travels as one of these.
+    """
     matrix = np.ascontiguousarray(matrix)
+    width = matrix.shape[1] - start if width is None else width
     return matrix.view(_layout((start,), (width,), matrix.shape[1])).ravel()["f0"]
+
+
+def _table(texts: list[str]) -> np.ndarray:
+    raw = "".join(texts).encode()
+    return void_rows(np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), -1).copy())
+
+
+_DIGITS3 = _table([f"{i:03d}" for i in range(1000)])
+_HEX2 = _table([f"{i:02x}" for i in range(256)])
+_TIME_OF_DAY: list[np.ndarray] = []  # `HH:MM:SS` for every second of a day, built on first use
+
+
+def text(value: str) -> np.ndarray:
+    return np.frombuffer(value.encode(), dtype=np.uint8)
+
+
+def decimal(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded decimal digits of non-negative integers, as an (n, width) uint8 matrix."""
+    groups = -(-width // 3)
+    out = np.empty((len(values), groups), dtype="V3")
+    rest = values
+    for g in range(groups - 1, -1, -1):
+        rest, low = np.divmod(rest, 1000)
+        out[:, g] = _DIGITS3[low]
+    digits = out.view(np.uint8).reshape(len(values), groups * 3)
+    return digits if width == groups * 3 else np.ascontiguousarray(digits[:, groups * 3 - width :])
+
+
+def hexdigits(raw: np.ndarray) -> np.ndarray:
+    """(n, k) bytes -> (n, 2k) lowercase hex digits."""
+    return _HEX2[raw].view(np.uint8).reshape(raw.shape[0], raw.shape[1] * 2)
+
+
+_TS_LAYOUT = [("date", 0, 11), ("tod", 11, 8), ("dot", 19, 1), ("ms", 20, 3), ("us", 23, 3),
+              ("z", 26, 1)]  # fmt: skip
+
+
+def timestamps(t_us: np.ndarray) -> np.ndarray:
+    """Epoch µs -> (n, 27) `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC)."""
+    if not _TIME_OF_DAY:
+        _TIME_OF_DAY.append(
+            _table([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)])
+        )
+    days, tod = np.divmod(t_us, 86_400 * US_PER_S)
+    first = int(days.min()) if len(days) else 0
+    span = range(first, int(days.max()) + 1 if len(days) else 0)
+    dates = _table([f"{_EPOCH + timedelta(days=d):%Y-%m-%d}T" for d in span]) if span else None
+    secs, micros = np.divmod(tod, US_PER_S)
+    high, low = np.divmod(micros, 1000)
+    layout = _layout(tuple(f[1] for f in _TS_LAYOUT), tuple(f[2] for f in _TS_LAYOUT), 27)
+    out = np.empty(len(t_us), dtype=layout)
+    if dates is not None:
+        out["f0"] = dates[days - first]
+    out["f1"] = _TIME_OF_DAY[0][secs]
+    out["f2"] = np.void(b".")
+    out["f3"] = _DIGITS3[high]
+    out["f4"] = _DIGITS3[low]
+    out["f5"] = np.void(b"Z")
+    return out.view(np.uint8).reshape(len(t_us), 27)
 
 
 def assemble(parts: list, rows: np.ndarray | None, n: int) -> np.ndarray:
     """Lines of one layout as an (n, width) uint8 matrix.
 
-    Each part is constant text (str) or a field `(matrix, start, width)`: bytes [start, start+width)
-    of the matrix rows `rows` (all rows when None), so whole-batch matrices are gathered once here.
+    Each part is constant text (str) or a field: a 1-D void array (see `void_rows`) holding one
+    value per row of the whole batch, of which the rows `rows` (all when None) are taken.
     """
     template = bytearray()
     fields = []
@@ -100,17 +110,16 @@ def assemble(parts: list, rows: np.ndarray | None, n: int) -> np.ndarray:
         if isinstance(part, str):
             template += part.encode()
         else:
-            matrix, start, width = part
-            fields.append((len(template), matrix, start, width))
-            template += b"\0" * width
+            fields.append((len(template), part))
+            template += b"\0" * part.dtype.itemsize
     out = np.empty((n, len(template)), dtype=np.uint8)
     out[:] = np.frombuffer(bytes(template), dtype=np.uint8)
     if not fields:
         return out
-    layout = _layout(tuple(f[0] for f in fields), tuple(f[3] for f in fields), len(template))
-    slots = out.view(layout).ravel()
-    for i, (_, matrix, start, width) in enumerate(fields):
-        source = _fields(matrix, start, width)
+    offsets = tuple(f[0] for f in fields)
+    widths = tuple(f[1].dtype.itemsize for f in fields)
+    slots = out.view(_layout(offsets, widths, len(template))).ravel()
+    for i, (_, source) in enumerate(fields):
         slots[f"f{i}"] = source if rows is None else source[rows]
     return out
 

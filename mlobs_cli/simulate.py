@@ -235,31 +235,33 @@ class _Renderer:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         names = [h.encode() for v, _ in cfg.versions for h in host_names(v)]
-        self.hosts = np.frombuffer(b"".join(names), dtype=np.uint8).reshape(len(names), -1)
+        hosts = np.frombuffer(b"".join(names), dtype=np.uint8).reshape(len(names), -1)
+        self.hosts = lb.void_rows(hosts.copy())
         catalog = "".join(f'"item_{10_000 + i}",' for i in range(CATALOG_SIZE)).encode()
-        self.catalog = np.frombuffer(catalog, dtype=np.uint8).reshape(CATALOG_SIZE, 13)
+        self.catalog = lb.void_rows(np.frombuffer(catalog, dtype=np.uint8).reshape(-1, 13).copy())
 
     def render(self, b: _Batch, first: int) -> list[lb.LineSet]:
         """Line sets of the batch; `first` is the global index of its first request."""
         n = len(b.version)
         seq = (first + np.arange(n, dtype=np.int64)) * 5
         ids = lb.hexdigits(b.ids)  # 16 hex request id, then 32 hex trace id
-        ts_sent = lb.timestamps(b.t[:, 3])
-        sets = self._summaries(b, ids, ts_sent, seq + 4)
+        rid, trace = lb.void_rows(ids, 0, 16), lb.void_rows(ids, 16, 32)
+        ts_sent = lb.void_rows(lb.timestamps(b.t[:, 3]))
+        sets = self._summaries(b, rid, trace, ts_sent, seq + 4)
         if not self.cfg.stages:
             return sets
         events = ("request_received", "features_fetched", "inference_done", "response_sent")
         for col, event in enumerate(events):
-            ts = ts_sent if col == 3 else lb.timestamps(b.t[:, col])
+            ts = ts_sent if col == 3 else lb.void_rows(lb.timestamps(b.t[:, col]))
             groups = b.version * 2 + (b.failed if col == 2 else 0)
             for key in np.unique(groups):
                 idx = np.flatnonzero(groups == key)
                 failed = bool(key % 2)
                 name = "inference_failed" if failed else event
                 parts = [
-                    '{"ts":"', (ts, 0, 27),
+                    '{"ts":"', ts,
                     f'","level":"{"error" if failed else "info"}","event":"{name}",'
-                    '"request_id":"req-', (ids, 0, 16), '","trace_id":"', (ids, 16, 32),
+                    '"request_id":"req-', rid, '","trace_id":"', trace,
                     f'","model_version":"{self.cfg.versions[key // 2][0]}"}}\n',
                 ]  # fmt: skip
                 lines = lb.assemble(parts, idx, len(idx))
@@ -267,14 +269,18 @@ class _Renderer:
         return sets
 
     def _summaries(
-        self, b: _Batch, ids: np.ndarray, ts: np.ndarray, seq: np.ndarray
+        self, b: _Batch, rid: np.ndarray, trace: np.ndarray, ts: np.ndarray, seq: np.ndarray
     ) -> list[lb.LineSet]:
         n, top = b.items.shape
         lat_us, inf_us = b.t[:, 3] - b.t[:, 0], b.t[:, 2] - b.t[:, 1]
         lat_w, inf_w = _int_widths(lat_us // 1000), _int_widths(inf_us // 1000)
         lat, inf = _ms_text(lat_us, lat_w), _ms_text(inf_us, inf_w)
-        user = lb.decimal(b.user, 5)
-        items = self.catalog[b.items].reshape(n, top * 13)
+        # The ms numbers of each digit count, and the prediction lists of each length.
+        lat_v = {w: lb.void_rows(lat, lat.shape[1] - 4 - w, w + 4) for w in np.unique(lat_w)}
+        inf_v = {w: lb.void_rows(inf, inf.shape[1] - 4 - w, w + 4) for w in np.unique(inf_w)}
+        items = self.catalog[b.items].view(np.uint8).reshape(n, top * 13)
+        items_v = {c: lb.void_rows(items, 0, c * 13 - 1) for c in RECOMMENDATION_COUNTS}
+        user = lb.void_rows(lb.decimal(b.user, 5))
         hosts = self.hosts[b.version * PODS_PER_VERSION + b.host]
         kind = np.where(b.failed, b.error_kind + 1, 0)
         # One group per line layout; the ms numbers have at most 8 digits (steps <= MAX_STEP_MS).
@@ -286,21 +292,18 @@ class _Renderer:
             i = idx[0]
             v, k, miss = int(b.version[i]), int(kind[i]), bool(b.cache_miss[i])
             count = RECOMMENDATION_COUNTS[b.rec_count[i]]
-            lw, iw = int(lat_w[i]), int(inf_w[i])
             if k:
                 name, status, _ = ERROR_KINDS[k - 1]
                 tail = [f',"status":{status},"error":"{name}","predictions":[]']
             else:
-                tail = [',"status":200,"predictions":[', (items, 0, count * 13 - 1), "]"]
+                tail = [',"status":200,"predictions":[', items_v[count], "]"]
             parts = [
-                '{"ts":"', (ts, 0, 27),
+                '{"ts":"', ts,
                 f'","level":"{"error" if k else "info"}","event":"prediction","request_id":"req-',
-                (ids, 0, 16), '","trace_id":"', (ids, 16, 32),
-                f'","model_version":"{self.cfg.versions[v][0]}","user_id":"user_', (user, 0, 5),
-                f'","num_recommendations":{count},"latency_ms":',
-                (lat, lat.shape[1] - 4 - lw, lw + 4), ',"inference_ms":',
-                (inf, inf.shape[1] - 4 - iw, iw + 4), *tail,
-                ',"host":"', (hosts, 0, hosts.shape[1]),
+                rid, '","trace_id":"', trace,
+                f'","model_version":"{self.cfg.versions[v][0]}","user_id":"user_', user,
+                f'","num_recommendations":{count},"latency_ms":', lat_v[lat_w[i]],
+                ',"inference_ms":', inf_v[inf_w[i]], *tail, ',"host":"', hosts,
                 f'","route":"/predict","feature_cache":"{"miss" if miss else "hit"}"}}\n',
             ]  # fmt: skip
             lines = lb.assemble(parts, idx, len(idx))
