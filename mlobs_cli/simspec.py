@@ -97,9 +97,7 @@ def parse_latency(text: str) -> tuple[str, LatencyDist]:
             key, raw = names[position], piece
         key = key.strip().lower()
         if key not in names:
-            raise UsageError(
-                f"--latency {name}: {kind} takes {', '.join(names)}, not {key!r}", hint
-            )
+            raise UsageError(f"--latency {name}: {kind} takes {', '.join(names)}, not {key!r}", hint)
         values[key] = _number(raw, f"--latency {name} {key}")
     missing = [k for k in names if k not in values]
     if missing:
@@ -151,9 +149,7 @@ def parse_start(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(
-            f"--start: {text!r} is not an ISO-8601 time", "e.g. 2026-11-26T10:00:00Z"
-        ) from None
+        raise UsageError(f"--start: {text!r} is not an ISO-8601 time", "e.g. 2026-11-26T10:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
@@ -177,9 +173,7 @@ def parse_spike(text: str, start: datetime) -> Spike:
         try:
             start_us = epoch_us(parse_start(begin))
         except UsageError:
-            raise UsageError(
-                f"--spike: start {begin!r} is neither +DURATION nor ISO", hint
-            ) from None
+            raise UsageError(f"--spike: start {begin!r} is neither +DURATION nor ISO", hint) from None
     duration = parse_duration_us(length, "--spike duration")
     if duration <= 0:
         raise UsageError("--spike: the duration must be above 0", hint)

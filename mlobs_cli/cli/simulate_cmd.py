@@ -26,7 +26,7 @@ def simulate(
         float, typer.Option("--rate", help="Mean arrival rate in requests per second (Poisson).")
     ] = 50.0,
     start: Annotated[
-        str, typer.Option("--start", help="Time of the first arrival window, ISO-8601 (UTC).")
+        str, typer.Option("--start", help="When the traffic starts, ISO-8601 (no offset means UTC).")
     ] = _DEFAULT_START,
     versions: Annotated[
         str,
@@ -106,9 +106,9 @@ def simulate(
 ) -> None:
     """Write JSON-lines logs of the seed /predict service, sorted by time across requests.
 
-    Per request: one `prediction` summary (latency_ms, inference_ms, status, predictions, ...) and
-    the stage events request_received, features_fetched, inference_done (or inference_failed),
-    response_sent.
+    Per request: the stage events request_received, features_fetched, inference_done (or
+    inference_failed) and response_sent, then a `prediction` summary with latency_ms,
+    inference_ms, status and the predictions. Same options and --seed: same bytes.
     """
     from mlobs_cli import simspec
     from mlobs_cli.simulate import SimConfig, iter_log_chunks
@@ -131,9 +131,7 @@ def simulate(
         for item in items
     ]:  # fmt: skip
         if name not in known:
-            raise UsageError(
-                f"{flag}: version {name} is not simulated", f"--versions has {', '.join(known)}"
-            )
+            raise UsageError(f"{flag}: version {name} is not simulated", f"--versions has {', '.join(known)}")
     config = SimConfig(
         requests=requests,
         rate=rate,
@@ -158,9 +156,7 @@ def simulate(
         with open(output, "wb") as raw:
             if output.name.endswith(".gz"):
                 # mtime=0 and no file name in the header: the same run gives the same bytes.
-                with gzip.GzipFile(
-                    filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-                ) as sink:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as sink:
                     for chunk in iter_log_chunks(config):
                         sink.write(chunk)
             else:
