@@ -82,14 +82,19 @@ def timestamps(t_us: np.ndarray) -> np.ndarray:
         )
     days, tod = np.divmod(t_us, 86_400 * US_PER_S)
     first = int(days.min()) if len(days) else 0
-    span = range(first, int(days.max()) + 1 if len(days) else 0)
-    dates = _table([f"{_EPOCH + timedelta(days=d):%Y-%m-%d}T" for d in span]) if span else None
+    span = int(days.max()) + 1 - first if len(days) else 0
+    if span <= len(days) + 366:  # a table of every day in the range: no sort needed
+        day_list, day_index = range(first, first + span), days - first
+    else:  # a few times over centuries: only the days that occur
+        day_list, day_index = np.unique(days, return_inverse=True)
+        day_list = day_list.tolist()
+    dates = _table([f"{_EPOCH + timedelta(days=d):%Y-%m-%d}T" for d in day_list]) if span else None
     secs, micros = np.divmod(tod, US_PER_S)
     high, low = np.divmod(micros, 1000)
     layout = _layout(tuple(f[1] for f in _TS_LAYOUT), tuple(f[2] for f in _TS_LAYOUT), 27)
     out = np.empty(len(t_us), dtype=layout)
     if dates is not None:
-        out["f0"] = dates[days - first]
+        out["f0"] = dates[day_index]
     out["f1"] = _TIME_OF_DAY[0][secs]
     out["f2"] = np.void(b".")
     out["f3"] = _DIGITS3[high]

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlobs_cli import linebytes, simulate
 from mlobs_cli.simulate import Drift, LatencyDist, SimConfig, Slowdown, Spike, iter_log_chunks
@@ -231,3 +233,37 @@ def test_write_sorted_orders_by_time_then_sequence_and_holds_later_lines() -> No
     assert bytes(out) == b"a2\nbb1\na1\nbb2\n"
     rest, none_left = linebytes.write_sorted(held, before=None)
     assert bytes(rest) == b"a3\n" and none_left == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 253_402_300_799_999_999), min_size=1, max_size=40))
+def test_timestamps_match_numpy_for_any_microsecond(values: list[int]) -> None:
+    t = np.array(values, dtype=np.int64)
+    expected = [f"{s}Z" for s in np.datetime_as_string(t.astype("datetime64[us]"), unit="us")]
+    assert [bytes(r).decode() for r in linebytes.timestamps(t)] == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 50), st.integers(-5, 5)), min_size=0, max_size=12),
+        min_size=1,
+        max_size=5,
+    ),
+    st.one_of(st.none(), st.integers(0, 60)),
+)
+def test_write_sorted_is_a_stable_merge_by_time_then_sequence(sets_spec, before) -> None:
+    sets, expected = [], []
+    for width, spec in enumerate(sets_spec, start=2):
+        lines = [f"{i % 10}".rjust(width - 1, "x") + "\n" for i in range(len(spec))]
+        matrix = np.frombuffer("".join(lines).encode(), np.uint8).reshape(len(spec), width)
+        ts = np.array([t for t, _ in spec], dtype=np.int64)
+        seq = np.array([q for _, q in spec], dtype=np.int64)
+        sets.append(linebytes.LineSet(matrix.copy(), ts, seq))
+        expected += [(t, q, line) for (t, q), line in zip(spec, lines, strict=True)]
+    out, held = linebytes.write_sorted(sets, before)
+    rest, _ = linebytes.write_sorted(held, None)
+    ordered = sorted(expected, key=lambda e: (e[0], e[1]))  # stable: ties keep set order
+    cut = len(ordered) if before is None else sum(e[0] < before for e in ordered)
+    assert bytes(out) == "".join(e[2] for e in ordered[:cut]).encode()
+    assert sorted(bytes(rest).splitlines(keepends=True)) == sorted(e[2].encode() for e in ordered[cut:])
