@@ -353,7 +353,6 @@ def test_empty_logs_give_no_data_and_exit_1(run_cli, tmp_path):
 
 
 def test_simulated_logs_with_v21_planted_20_percent_slower_at_p95(run_cli, tmp_path):
-    pytest.importorskip("mlobs_cli.simulate", reason="mlobs simulate lands from branch simulate")
     path = tmp_path / "sim.jsonl"
     made = run_cli("simulate", "--requests", "4000", "--seed", "7",
                    "--latency", "v2.1=uniform:50:200", "--slowdown", "v2.1:20%", "-o", path)  # fmt: skip
