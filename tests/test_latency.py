@@ -363,3 +363,23 @@ def test_group_by_a_field_holding_lists() -> None:
     frame = requests_frame([1, 2, 3], extra={"predictions": [[1, 2], [1, 2], None]})
     table = latency_table(frame, by=["predictions"], percentiles=[50])
     assert sorted(table["requests"].tolist()) == [1, 2]
+
+
+def test_many_groups_take_the_vectorized_sort_and_stay_exact(monkeypatch) -> None:
+    import mlobs_cli.analysis.latency as lat
+
+    frame = _random_frame(3000, seed=9)
+    frame["user"] = [f"u{i % 400}" for i in range(3000)]
+    monkeypatch.setattr(lat, "MAX_GROUP_SORTS", 10_000)
+    loop = latency_table(frame, by=["model_version", "user"], percentiles=PS)
+    monkeypatch.setattr(lat, "MAX_GROUP_SORTS", 5)
+    vectorized = latency_table(frame, by=["model_version", "user"], percentiles=PS)
+    assert len(loop) > 5
+    pd.testing.assert_frame_equal(loop, vectorized)
+    row = vectorized.iloc[17]
+    values = frame.loc[
+        (frame["model_version"] == row["model_version"]) & (frame["user"] == row["user"]), "latency_ms"
+    ]
+    np.testing.assert_array_equal(
+        row[["p50_ms", "p99.9_ms"]].to_numpy(float), np.percentile(values, [50, 99.9])
+    )
