@@ -18,7 +18,7 @@ from mlobs_cli.durations import parse_duration
 from mlobs_cli.errors import UsageError
 
 STATUSES = ("all", "ok", "error")
-MAX_GROUP_SORTS = 2_000  # above this many groups, one lexsort beats a sort per group
+MAX_GROUP_SORTS = 50_000  # above this many groups, one lexsort beats a sort per group
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 BUCKET = "bucket_start"
 # Columns of the table after the group keys (DESIGN.md), then `samples` (how many values fed the
