@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from logs_from_libraries import write_console_spans, write_python_json_logger, write_structlog
+
+from tests.logs_from_libraries import write_console_spans, write_python_json_logger, write_structlog
 
 PS = [50, 90, 95, 99]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from frames import requests_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from mlobs_cli.analysis.latency import (
     stage_metric,
 )
 from mlobs_cli.errors import UsageError
+from tests.frames import requests_frame
 
 PS = [50.0, 90.0, 95.0, 99.0, 99.9]
 T0 = pd.Timestamp("2026-11-26T10:00:00Z")
