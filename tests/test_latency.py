@@ -383,3 +383,17 @@ def test_many_groups_take_the_vectorized_sort_and_stay_exact(monkeypatch) -> Non
     np.testing.assert_array_equal(
         row[["p50_ms", "p99.9_ms"]].to_numpy(float), np.percentile(values, [50, 99.9])
     )
+
+
+def test_stage_metric_from_timeline_stages_by_request_key() -> None:
+    frame = requests_frame([10, 20])
+    frame.loc[1, "request_id"] = None  # this request is known by its trace id only
+    stages = pd.DataFrame(
+        {
+            "request_id": ["req-0", "req-0", f"{1:032x}"],
+            "trace_id": [None, None, f"{1:032x}"],
+            "stage": ["inference", "feature fetch", "inference"],
+            "duration_ms": [4.0, 1.0, 6.5],
+        }
+    )
+    assert stage_metric(frame, stages, "inference", name_col="stage").tolist() == [4.0, 6.5]

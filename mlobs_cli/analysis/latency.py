@@ -394,15 +394,18 @@ def histogram(
     return edges, result
 
 
-def stage_metric(requests: pd.DataFrame, spans: pd.DataFrame, stage: str) -> pd.Series:
-    """Per request: the summed duration (ms) of its spans named `stage`; NaN when it has none.
+def stage_metric(
+    requests: pd.DataFrame, stages: pd.DataFrame, stage: str, *, name_col: str = "name"
+) -> pd.Series:
+    """Per request: the summed duration (ms) of its stages named `stage`; NaN when it has none.
 
-    Spans are matched to requests by `request_id`, else by `trace_id`. Raises UsageError listing the
-    stage names when no span has that name.
+    `stages` has `request_id`, `trace_id`, `duration_ms` and the stage name in `name_col`: the spans
+    frame (`name`) or the timeline's `stage_durations` (`stage`). Stages are matched to requests by
+    `request_id`, else by `trace_id`. Raises UsageError listing the stage names when none matches.
     """
-    named = spans[spans["name"] == stage] if len(spans) else spans
+    named = stages[stages[name_col] == stage] if len(stages) else stages
     if not len(named):
-        names = sorted({str(n) for n in spans["name"].dropna().unique()}) if len(spans) else []
+        names = sorted({str(n) for n in stages[name_col].dropna().unique()}) if len(stages) else []
         raise UsageError(
             f"unknown metric or stage {stage!r}",
             "metrics: latency_ms, inference_ms; stages in these logs: "
@@ -414,6 +417,6 @@ def stage_metric(requests: pd.DataFrame, spans: pd.DataFrame, stage: str) -> pd.
         if not len(have):
             continue
         sums = have.groupby(key, sort=False)["duration_ms"].sum()
-        mapped = requests[key].map(sums).astype(np.float64)
+        mapped = requests[key].astype(object).map(sums).astype(np.float64)
         result = result.fillna(mapped)
     return result
