@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlobs_cli.analysis.baseline import compare_to_baseline
 from mlobs_cli.analysis.latency import (
-    compare_to_baseline,
     histogram,
     latency_table,
     low_sample,

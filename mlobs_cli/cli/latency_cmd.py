@@ -195,7 +195,8 @@ def run_and_render(
     plot: bool,
 ) -> None:
     """Select, compute and print; exit 1 when nothing matched."""
-    from mlobs_cli.analysis.latency import compare_to_baseline, latency_table, stage_metric
+    from mlobs_cli.analysis.baseline import compare_to_baseline
+    from mlobs_cli.analysis.latency import latency_table, stage_metric
     from mlobs_cli.analysis.selection import select_requests
     from mlobs_cli.terminal import warn
 
