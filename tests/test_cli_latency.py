@@ -338,3 +338,15 @@ def test_every_leaves_untimed_requests_out_and_says_so(run_cli, edge_log):
     assert sum(r["requests"] for r in rows) == 5
     assert {r["bucket_start"] for r in rows} == {"2026-11-26T10:00:00.000Z"}
     assert "1 request(s) without a timestamp left out of --every buckets" in result.stderr
+
+
+def test_reads_stdin(run_cli, edge_log):
+    result = run_cli("latency", "-", "--format", "json", "-p", "50", input=edge_log.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert sum(r["requests"] for r in json.loads(result.stdout)["rows"]) == 6
+
+
+def test_missing_source_is_exit_2(run_cli, tmp_path):
+    result = run_cli("latency", tmp_path / "nope.log")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "nope.log" in result.stderr
