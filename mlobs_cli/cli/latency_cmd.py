@@ -207,6 +207,7 @@ def run_and_render(
     requests = select_requests(requests, since=since, until=until, where=where)
     table = latency_table(requests, by=keys, percentiles=qs, metric=metric, every=every, status=status)
     table.attrs["every"] = every
+    table.attrs["filtered"] = where is not None or since is not None or until is not None
     if table.attrs.get("unbucketed"):
         warn(f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every buckets")
     if baseline is not None:
