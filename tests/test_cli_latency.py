@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from logs_from_libraries import write_console_spans, write_python_json_logger, write_structlog
+
+from tests.logs_from_libraries import write_console_spans, write_python_json_logger, write_structlog
 
 PS = [50, 90, 95, 99]
 
@@ -337,3 +338,33 @@ def test_every_leaves_untimed_requests_out_and_says_so(run_cli, edge_log):
     assert sum(r["requests"] for r in rows) == 5
     assert {r["bucket_start"] for r in rows} == {"2026-11-26T10:00:00.000Z"}
     assert "1 request(s) without a timestamp left out of --every buckets" in result.stderr
+
+
+def test_reads_stdin(run_cli, edge_log):
+    result = run_cli("latency", "-", "--format", "json", "-p", "50", input=edge_log.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert sum(r["requests"] for r in json.loads(result.stdout)["rows"]) == 6
+
+
+def test_missing_source_is_exit_2(run_cli, tmp_path):
+    result = run_cli("latency", tmp_path / "nope.log")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "nope.log" in result.stderr
+
+
+def test_table_snapshot(run_cli, edge_log):
+    result = run_cli("latency", edge_log, "-p", "50,99")
+    assert result.exit_code == 0
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines == [
+        "latency_ms of all requests by model_version; latencies in ms",
+        "",
+        " version  requests  req/s      errors  mean    p50    p99   max",
+        " " + "─" * 62,
+        " broken          2   2.00  2 (100.0%)   6.0    6.0   7.0*   7.0",
+        " unknown         1      —    0 (0.0%)  12.0  12.0*  12.0*  12.0",
+        " v1              3   0.50    0 (0.0%)  20.0   20.0  29.8*  30.0",
+        "",
+        "* fewer samples than the percentile needs (p50 needs 2, p99 needs 100): it is close to the maximum; "
+        "read it with care",
+    ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from frames import requests_frame
 from rich.console import Console
 
 from mlobs_cli.analysis.latency import latency_table
 from mlobs_cli.render.latency_plot import plot_latency
 from mlobs_cli.render.plot import BrailleCanvas, histograms, line_chart
+from tests.frames import requests_frame
 
 
 def render(renderable, width: int = 100) -> str:

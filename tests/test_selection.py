@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from frames import requests_frame
 
 from mlobs_cli.analysis.selection import select_requests
 from mlobs_cli.analysis.where import parse_where
+from tests.frames import requests_frame
 
 T0 = pd.Timestamp("2026-11-26T10:00:00Z")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from frames import requests_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlobs_cli.analysis.where import parse_where, tokenize
 from mlobs_cli.errors import UsageError
+from tests.frames import requests_frame
 
 
 @pytest.fixture
