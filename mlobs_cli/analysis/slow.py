@@ -174,7 +174,7 @@ def attribute_lift(
         slow_c = np.bincount(codes, weights=slow_arr, minlength=len(uniques)).astype(int)
         part = pd.DataFrame({"slow_count": slow_c, "rest_count": total - slow_c})
         part["field"] = name
-        part["value"] = [None if _missing(v) else v for v in uniques]
+        part["value"] = pd.Series([None if _missing(v) else v for v in uniques], dtype=object)
         parts.append(part)
     if not parts:
         return pd.DataFrame(columns=cols)
