@@ -1,0 +1,423 @@
+"""Where a request's time went: stages from milestone pairs and from spans.
+
+`stage_durations(milestones, spans)` gives every request's stages at once (vectorized: one row per
+stage occurrence with `duration_ms` and `self_ms`); `timeline_for(...)` builds one request's
+waterfall with self time and the critical path computed as the Jaeger UI does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlobs_cli.analysis.critical_path import SpanNode, critical_path
+
+# The documented names of the gap between two consecutive milestones; other pairs: "a -> b".
+MILESTONE_STAGES: dict[tuple[str, str], str] = {
+    ("request_received", "features_fetched"): "feature fetch",
+    ("features_fetched", "inference_done"): "inference",
+    ("features_fetched", "inference_failed"): "inference",
+    ("inference_done", "response_sent"): "response",
+    ("inference_failed", "response_sent"): "response",
+}
+# A stage that ends at one of these milestones failed.
+ERROR_MILESTONES = frozenset({"inference_failed"})
+_PAIR_NAMES = {f"{a} -> {b}": name for (a, b), name in MILESTONE_STAGES.items()}
+_MS = 1_000_000  # nanoseconds per millisecond
+
+STAGE_COLUMNS = [
+    "request_id", "trace_id", "model_version", "stage", "origin", "start", "duration_ms",
+    "self_ms", "error",
+]  # fmt: skip
+
+
+def stage_name(first: str, second: str) -> str:
+    """The stage between two consecutive milestones: the documented name, else `first -> second`."""
+    return MILESTONE_STAGES.get((first, second), f"{first} -> {second}")
+
+
+def request_key(frame: pd.DataFrame) -> pd.Series:
+    """The identity of a request in any frame: its request id, else its trace id (object dtype)."""
+    rid = frame["request_id"].astype(object)
+    tid = frame["trace_id"].astype(object) if "trace_id" in frame else pd.Series(None, frame.index)
+    return rid.where(rid.notna(), tid)
+
+
+def _ns(series: pd.Series) -> np.ndarray:
+    """UTC datetimes as int64 nanoseconds since the epoch (NaT -> int64 min)."""
+    return series.dt.as_unit("ns").array.asi8
+
+
+def _empty_stages() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "request_id": pd.Series(dtype=object),
+            "trace_id": pd.Series(dtype=object),
+            "model_version": pd.Series(dtype="category"),
+            "stage": pd.Series(dtype=object),
+            "origin": pd.Series(dtype=object),
+            "start": pd.Series(dtype="datetime64[ns, UTC]"),
+            "duration_ms": pd.Series(dtype="float64"),
+            "self_ms": pd.Series(dtype="float64"),
+            "error": pd.Series(dtype=bool),
+        }
+    )
+
+
+def milestone_stages(milestones: pd.DataFrame) -> pd.DataFrame:
+    """One row per gap between consecutive milestones of a request (vectorized, no Python loop).
+
+    `request_id` is the request id, or the trace id when the milestone carried none. Self time
+    equals the duration: milestone stages do not overlap.
+    """
+    if milestones.empty:
+        return _empty_stages()
+    m = milestones.assign(_key=request_key(milestones))
+    m = m[m["_key"].notna() & m["ts"].notna()]
+    sort_cols = ["_key", "ts"] + [c for c in ("source", "line") if c in m]
+    m = m.sort_values(sort_cols, kind="stable")
+    grouped = m.groupby("_key", sort=False)
+    next_event = grouped["event"].shift(-1)
+    next_ts = grouped["ts"].shift(-1)
+    version = _versions_by_key(m["_key"], m["model_version"])
+    has_next = next_event.notna().to_numpy()
+    m, next_event, next_ts = m[has_next], next_event[has_next], next_ts[has_next]
+    version = version[has_next]
+    pair = m["event"].astype(str) + " -> " + next_event.astype(str)
+    stage = pair.map(_PAIR_NAMES).fillna(pair).astype(object)
+    duration = (_ns(next_ts) - _ns(m["ts"])) / _MS
+    return pd.DataFrame(
+        {
+            "request_id": m["_key"].to_numpy(dtype=object),
+            "trace_id": m["trace_id"].astype(object).to_numpy(),
+            "model_version": version.to_numpy(),
+            "stage": stage.to_numpy(),
+            "origin": "milestone",
+            "start": m["ts"].dt.as_unit("ns").to_numpy(),
+            "duration_ms": duration,
+            "self_ms": duration,
+            "error": next_event.isin(ERROR_MILESTONES).to_numpy(),
+        }
+    ).astype({"model_version": "category", "start": "datetime64[ns, UTC]"})
+
+
+def _versions_by_key(keys: pd.Series, versions: pd.Series) -> pd.Series:
+    """Per row: the first known (not "unknown") model version logged for the row's request."""
+    known = versions.astype(object)
+    known = known.where(known.notna() & (known != "unknown"))
+    first = known.groupby(keys.to_numpy(), sort=False).transform("first")
+    return first.fillna("unknown")
+
+
+def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
+    """Self time of every span: duration minus the union of its children's intervals clamped to it.
+
+    Vectorized over all traces: children sorted by start within their parent, each adds only the
+    part past the running maximum end of the earlier children, so parallel children count once.
+    """
+    n = len(spans)
+    if n == 0:
+        return np.zeros(0)
+    start, end = _ns(spans["start"]), _ns(spans["end"])
+    frame = pd.DataFrame(
+        {
+            "trace": spans["trace_id"].astype(object).to_numpy(),
+            "span": spans["span_id"].astype(object).to_numpy(),
+            "parent": spans["parent_span_id"].astype(object).to_numpy(),
+            "start": start,
+            "end": end,
+            "row": np.arange(n),
+        }
+    )
+    parents = frame[["trace", "span", "start", "end", "row"]].rename(
+        columns={"span": "parent", "start": "p_start", "end": "p_end", "row": "p_row"}
+    )
+    parents = parents.drop_duplicates(["trace", "parent"])
+    kids = frame[frame["parent"].notna()].merge(parents, on=["trace", "parent"], how="inner")
+    self_ns = (end - start).astype("float64")
+    if not kids.empty:
+        c_start = np.maximum(kids["start"].to_numpy(), kids["p_start"].to_numpy())
+        c_end = np.minimum(kids["end"].to_numpy(), kids["p_end"].to_numpy())
+        keep = c_end > c_start
+        kids = pd.DataFrame({"p_row": kids["p_row"].to_numpy()[keep], "s": c_start[keep],
+                             "e": c_end[keep]})  # fmt: skip
+        kids = kids.sort_values(["p_row", "s"], kind="stable")
+        running = kids.groupby("p_row", sort=False)["e"].cummax()
+        first = np.iinfo(np.int64).min
+        prev = running.groupby(kids["p_row"], sort=False).shift(1, fill_value=first)
+        covered_from = np.maximum(kids["s"].to_numpy(), prev.to_numpy(dtype=np.int64))
+        covered = np.clip(kids["e"].to_numpy() - covered_from, 0, None).astype("float64")
+        union = pd.Series(covered).groupby(kids["p_row"].to_numpy()).sum()
+        self_ns[union.index.to_numpy()] -= union.to_numpy()
+    return np.clip(self_ns, 0, None) / _MS
+
+
+def _trace_keys(spans: pd.DataFrame, requests: pd.DataFrame | None) -> pd.Series:
+    """Per span: the request id of its trace (from any span of it, else from the requests frame)."""
+    trace = spans["trace_id"].astype(object)
+    rid = spans["request_id"].astype(object)
+    per_trace = rid.groupby(trace.to_numpy(), sort=False).transform("first")
+    if requests is not None and not requests.empty and "trace_id" in requests:
+        req = requests[["trace_id", "request_id"]].astype(object).dropna()
+        lookup = req.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
+        per_trace = per_trace.where(per_trace.notna(), trace.map(lookup))
+    return per_trace.where(per_trace.notna(), trace)
+
+
+def span_stages(spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per span, named by the span, with its duration and self time (vectorized)."""
+    if spans.empty:
+        return _empty_stages()
+    keys = _trace_keys(spans, requests)
+    return pd.DataFrame(
+        {
+            "request_id": keys.to_numpy(dtype=object),
+            "trace_id": spans["trace_id"].astype(object).to_numpy(),
+            "model_version": _versions_by_key(keys, spans["model_version"]).to_numpy(),
+            "stage": spans["name"].astype(object).to_numpy(),
+            "origin": "span",
+            "start": spans["start"].dt.as_unit("ns").to_numpy(),
+            "duration_ms": spans["duration_ms"].to_numpy(dtype="float64"),
+            "self_ms": span_self_ms(spans),
+            "error": spans["error"].fillna(False).to_numpy(dtype=bool),
+        }
+    ).astype({"model_version": "category", "start": "datetime64[ns, UTC]"})
+
+
+def stage_durations(
+    milestones: pd.DataFrame, spans: pd.DataFrame, requests: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Stages of ALL requests: columns `request_id, trace_id, model_version, stage, origin, start,
+    duration_ms, self_ms, error`; one row per stage occurrence (a repeated span name repeats).
+
+    `request_id` is the request key (request id, else trace id). When `requests` is given, its
+    model version wins over the one logged on milestones/spans. A request with milestone stages is
+    described by them alone (its spans are left out), so that stages of one request never count
+    the same time twice; requests with only spans are described by their spans.
+    """
+    ms = milestone_stages(milestones)
+    sp = span_stages(spans, requests)
+    if not ms.empty and not sp.empty:
+        sp = sp[~sp["request_id"].isin(pd.unique(ms["request_id"]))]
+    parts = [p for p in (ms, sp) if not p.empty]
+    if not parts:
+        return _empty_stages()
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    if requests is not None and not requests.empty:
+        req = requests.assign(_key=request_key(requests)).dropna(subset=["_key"])
+        version = req.drop_duplicates("_key").set_index("_key")["model_version"].astype(object)
+        mapped = out["request_id"].map(version)
+        out["model_version"] = mapped.where(mapped.notna(), out["model_version"].astype(object))
+    out["model_version"] = out["model_version"].astype(object).fillna("unknown").astype("category")
+    return out[STAGE_COLUMNS]
+
+
+def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
+    """Median stage duration per (model_version, stage) over requests (repeats summed first)."""
+    per_request = (
+        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)[
+            "duration_ms"
+        ]
+        .sum()
+        .reset_index()
+    )
+    return (
+        per_request.groupby(["model_version", "stage"], observed=True)["duration_ms"]
+        .agg(median_ms="median", requests="size")
+        .reset_index()
+    )
+
+
+def percentile_rank(values: Iterable[float], value: float) -> float:
+    """Percent of `values` at or below `value` (0-100); NaN when there are none."""
+    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0 or value != value:
+        return float("nan")
+    return float((arr <= value).sum() / arr.size * 100.0)
+
+
+@dataclass
+class Stage:
+    """One bar of the waterfall; times in ns since the epoch, durations in ms."""
+
+    name: str
+    origin: str  # "milestone" or "span"
+    start_ns: int
+    end_ns: int
+    duration_ms: float
+    self_ms: float
+    on_critical_path: bool
+    error: bool
+    depth: int = 0
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    version_median_ms: float | None = None
+
+
+@dataclass
+class Timeline:
+    """One request: its summary, stages ordered by start, and the events they came from."""
+
+    request_id: str | None
+    trace_id: str | None
+    model_version: str
+    origin_ns: int
+    end_ns: int
+    latency_ms: float | None = None
+    inference_ms: float | None = None
+    status: int | None = None
+    error: bool = False
+    ts: Any = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    percentile_rank: float | None = None
+
+    def offset_ms(self, ns: int) -> float:
+        return (ns - self.origin_ns) / _MS
+
+    @property
+    def dominant(self) -> Stage | None:
+        """The stage with the most self time (the first one on ties)."""
+        best = None
+        for stage in self.stages:
+            if best is None or stage.self_ms > best.self_ms:
+                best = stage
+        return best
+
+
+def _milestone_timeline_stages(ms: pd.DataFrame) -> list[Stage]:
+    rows = milestone_stages(ms)
+    out = []
+    for row in rows.itertuples(index=False):  # one request: a handful of rows
+        start = int(pd.Timestamp(row.start).as_unit("ns").value)
+        end = start + int(round(row.duration_ms * _MS))
+        out.append(Stage(row.stage, "milestone", start, end, float(row.duration_ms),
+                         float(row.self_ms), True, bool(row.error)))  # fmt: skip
+    return out
+
+
+def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
+    self_ms = span_self_ms(sp)
+    start, end = _ns(sp["start"]), _ns(sp["end"])
+    nodes = {}
+    for i, row in enumerate(sp.itertuples(index=False)):  # one request: a handful of spans
+        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
+        nodes[row.span_id] = SpanNode(row.span_id, parent, int(start[i]), int(end[i]),
+                                      str(row.kind or ""))  # fmt: skip
+    on_path = {s.span_id for s in critical_path(nodes.values())}
+
+    def depth_of(span_id: str) -> int:
+        depth, seen, parent = 0, {span_id}, nodes[span_id].parent_id
+        while parent in nodes and parent not in seen:
+            seen.add(parent)
+            depth, parent = depth + 1, nodes[parent].parent_id
+        return depth
+
+    out = []
+    for i, row in enumerate(sp.itertuples(index=False)):
+        out.append(
+            Stage(
+                str(row.name),
+                "span",
+                int(start[i]),
+                int(end[i]),
+                float(row.duration_ms),
+                float(self_ms[i]),
+                row.span_id in on_path,
+                bool(row.error),
+                depth_of(row.span_id),
+                row.span_id,
+                nodes[row.span_id].parent_id,
+            )  # fmt: skip
+        )
+    return out
+
+
+def _events(ms: pd.DataFrame, sp: pd.DataFrame, req: pd.DataFrame) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for row in ms.itertuples(index=False):
+        events.append({"kind": "milestone", "name": row.event, "ts": row.ts,
+                       "source": row.source, "line": int(row.line)})  # fmt: skip
+    for row in sp.itertuples(index=False):
+        events.append({"kind": "span", "name": row.name, "ts": row.start,
+                       "source": row.source, "line": int(row.line)})  # fmt: skip
+    for row in req.itertuples(index=False):
+        events.append({"kind": "summary", "name": "request", "ts": row.ts,
+                       "source": row.source, "line": int(row.line)})  # fmt: skip
+    events.sort(key=lambda e: (pd.isna(e["ts"]), e["ts"] if not pd.isna(e["ts"]) else 0))
+    return events
+
+
+_SUMMARY_CORE = {"ts", "request_id", "trace_id", "model_version", "latency_ms", "inference_ms",
+                 "status", "error", "source", "line"}  # fmt: skip
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or (not isinstance(value, (list, dict, tuple)) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def timeline_for(
+    requests: pd.DataFrame,
+    milestones: pd.DataFrame,
+    spans: pd.DataFrame,
+    request_id: str | None,
+    trace_id: str | None,
+) -> Timeline:
+    """Everything the logs hold for one request, as a `Timeline` (stages ordered by start)."""
+    from mlobs_cli.analysis.lookup import rows_of_request
+
+    req, ms, sp = rows_of_request(requests, milestones, spans, request_id, trace_id)
+    stages = _milestone_timeline_stages(ms) + _span_timeline_stages(sp)
+    stages.sort(key=lambda s: (s.start_ns, s.depth))
+    summary_row = req.iloc[-1] if not req.empty else None
+    starts = [s.start_ns for s in stages]
+    ends = [s.end_ns for s in stages]
+    latency = _scalar(summary_row["latency_ms"]) if summary_row is not None else None
+    if summary_row is not None and not pd.isna(summary_row["ts"]):
+        end_ns = int(pd.Timestamp(summary_row["ts"]).as_unit("ns").value)
+        ends.append(end_ns)
+        if latency is not None:
+            starts.append(end_ns - int(round(float(latency) * _MS)))
+    origin = min(starts) if starts else 0
+    end = max(ends) if ends else origin
+    version = "unknown"
+    for frame in (req, ms, sp):
+        known = [v for v in frame["model_version"].astype(object) if v and v != "unknown"]
+        if known:
+            version = str(known[-1])
+            break
+    tl = Timeline(
+        request_id=request_id if request_id is not None else _first(req, ms, sp, "request_id"),
+        trace_id=trace_id if trace_id is not None else _first(req, ms, sp, "trace_id"),
+        model_version=version,
+        origin_ns=origin,
+        end_ns=end,
+        latency_ms=float(latency) if latency is not None else (end - origin) / _MS,
+        stages=stages,
+        events=_events(ms, sp, req),
+    )
+    if summary_row is not None:
+        tl.inference_ms = _scalar(summary_row["inference_ms"])
+        tl.status = _scalar(summary_row["status"])
+        tl.error = bool(summary_row["error"])
+        tl.ts = summary_row["ts"]
+        tl.summary = {k: _scalar(v) for k, v in summary_row.items() if k not in _SUMMARY_CORE}
+    else:
+        tl.error = any(s.error for s in stages)
+    return tl
+
+
+def _first(req: pd.DataFrame, ms: pd.DataFrame, sp: pd.DataFrame, col: str) -> str | None:
+    for frame in (req, ms, sp):
+        values = frame[col].dropna()
+        if not values.empty:
+            return str(values.iloc[0])
+    return None
