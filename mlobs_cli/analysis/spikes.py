@@ -94,9 +94,7 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 1.0
     log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype="float64")))])
     j = np.arange(k, n + 1)
-    log_pmf = (
-        log_fact[n] - log_fact[j] - log_fact[n - j] + j * math.log(p) + (n - j) * math.log1p(-p)
-    )
+    log_pmf = log_fact[n] - log_fact[j] - log_fact[n - j] + j * math.log(p) + (n - j) * math.log1p(-p)
     return float(min(1.0, np.exp(log_pmf).sum()))
 
 
@@ -143,9 +141,7 @@ def bucket_grid(buckets: pd.DataFrame, every: pd.Timedelta, column: str) -> pd.D
     frame.index.name = "bucket_start"
     frame["requests"] = frame["requests"].fillna(0).astype("int64")
     frame["errors"] = frame["errors"].fillna(0).astype("int64")
-    if (
-        column == "rate_per_s"
-    ):  # an empty bucket is a real 0; covered ones keep latency_table's rate
+    if column == "rate_per_s":  # an empty bucket is a real 0; covered ones keep latency_table's rate
         frame[column] = frame[column].fillna(0.0)
     return frame.reset_index()
 
@@ -175,9 +171,7 @@ def rolling_baseline(
     return median, mad, meanad
 
 
-def modified_z(
-    x: np.ndarray, median: np.ndarray, mad: np.ndarray, meanad: np.ndarray
-) -> np.ndarray:
+def modified_z(x: np.ndarray, median: np.ndarray, mad: np.ndarray, meanad: np.ndarray) -> np.ndarray:
     """0.6745*(x-median)/MAD; (x-median)/(1.253314*MeanAD) when MAD is 0; +-inf/0 if both are."""
     diff = x - median
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -260,6 +254,7 @@ class SpikeWindow:
     buckets: int
     p_value: float | None = None  # request-level confirmation (see window_p_value)
     versions: dict[str, int] = field(default_factory=dict)
+    pooled: bool = False  # all versions as one series (`model_version` is then "all")
     worst_request_id: str | None = None
     top_requests: list[dict[str, Any]] = field(default_factory=list)
     attributes: list[dict[str, Any]] = field(default_factory=list)
@@ -338,9 +333,7 @@ def find_spikes(
     step = pd.Timedelta(seconds=parse_duration(every))
     timed = requests[requests["ts"].notna()]
     versions = timed["model_version"].astype("object")
-    keyed = (
-        timed if by_version else timed.assign(model_version=pd.Categorical(["all"] * len(timed)))
-    )
+    keyed = timed if by_version else timed.assign(model_version=pd.Categorical(["all"] * len(timed)))
     pcts = [spec.percentile] if spec.percentile is not None else []
     table = latency_table(keyed, by=["model_version"], percentiles=pcts, every=every)
     keys = keyed["model_version"].astype("object")
@@ -354,9 +347,7 @@ def find_spikes(
         runs = windows_from_scores(scored, step)
         if runs and settings.confirm_alpha < 1:
             judged = int(np.count_nonzero(~np.isnan(scored["score"].to_numpy(dtype="float64"))))
-            runs = _confirmed(
-                runs, scored, keyed, in_version, spec, settings.confirm_alpha / max(judged, 1)
-            )
+            runs = _confirmed(runs, scored, keyed, in_version, spec, settings.confirm_alpha / max(judged, 1))
         inside_any = pd.Series(False, index=keyed.index)
         masks = []
         for run in runs:
@@ -388,6 +379,7 @@ def find_spikes(
                     buckets=run["buckets"],
                     p_value=run.get("p_value"),
                     versions={str(k): int(v) for k, v in versions[mask].value_counts().items()},
+                    pooled=not by_version,
                     worst_request_id=_id_of(sub, worst),
                 )
             )
@@ -427,9 +419,7 @@ def _confirmed(
         if run["p_value"] < alpha:
             kept.append(run)
         else:
-            inside = (scored["bucket_start"] >= run["start"]) & (
-                scored["bucket_start"] < run["end"]
-            )
+            inside = (scored["bucket_start"] >= run["start"]) & (scored["bucket_start"] < run["end"])
             scored.loc[inside, "anomalous"] = False
     return kept
 

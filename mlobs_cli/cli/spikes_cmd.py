@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,7 +85,7 @@ def spikes(
     report = find_spikes(
         requests, metric=metric, every=every, by_version=by_version, settings=settings
     )
-    _attach_requests(report, requests, top)
+    _attach_requests(report, data, top)
     explain_cmds = {
         i: "mlobs explain " + shlex.join([w.worst_request_id, *sources])
         for i, w in enumerate(report.windows)
@@ -107,10 +107,19 @@ def spikes(
         render_spikes_machine(rows, fmt.value)
 
 
-def _attach_requests(report: object, requests: object, top: int) -> None:
-    """Fill each window's slowest requests and over-represented attributes.
+def _attach_requests(report: Any, data: Any, top: int) -> None:
+    """Fill each window's slowest requests (dominant stage from the stages of just those requests)
+    and its over-represented attribute values, with `analysis.spike_context`."""
+    from mlobs_cli.analysis.spike_context import describe_windows, window_keys
+    from mlobs_cli.analysis.timeline import stage_durations
 
-    TODO(explain): take both from mlobs_cli/analysis/slow.py (dominant stage, BubbleUp-style lift)
-    once the explain branch lands; until then the lists stay empty.
-    """
-    return None
+    if not report.windows:
+        return
+    keys = window_keys(report, data.requests, top) if top else set()
+    stages = None
+    if keys:
+        ms, sp = data.milestones, data.spans
+        ms = ms[ms["request_id"].isin(keys) | ms["trace_id"].isin(keys)]
+        sp = sp[sp["request_id"].isin(keys) | sp["trace_id"].isin(keys)]
+        stages = stage_durations(ms, sp, data.requests)
+    describe_windows(report, data.requests, stages, top=top)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mlobs_cli.render.console import cell, simple_table
 from mlobs_cli.render.machine import markdown_table, write_csv, write_json, write_ndjson
-from mlobs_cli.render.spikes import fmt_metric
+from mlobs_cli.render.spikes import fmt_metric, keep_whole
 
 FLAT_COLUMNS = (
     "model_version",
@@ -33,11 +33,11 @@ FLAT_COLUMNS = (
 
 
 def human_duration(seconds: float | None) -> str:
-    """`5.2 h`, `42 min`, `30 s`."""
+    """`5.2 h`, `1 h`, `42 min`, `30 s`."""
     if seconds is None:
         return "—"
-    if seconds >= 5400:
-        return f"{seconds / 3600:.1f} h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
     if seconds >= 90:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
@@ -54,21 +54,27 @@ def _slope(value: float | None, unit: str) -> str:
 
 
 def sentence(fc: Any) -> str:
-    """`v2.1 p99 grows ~8.0 ms/h; at this trend it crosses 250 ms in about 5.2 h`."""
+    """`v2.1 p99 grows ~8.00 ms/h; in 6 h about 262 ms (90% band 240–290 ms); at this trend it
+    crosses 250 ms in about 5.2 h`."""
     slope = fc.slope_per_hour
     verb = "is flat" if slope == 0 else ("grows" if slope > 0 else "falls")
     trend = "" if slope == 0 else f" ~{_slope(abs(slope), fc.unit).lstrip('+')}"
-    text = f"{fc.model_version} {fc.metric} {verb}{trend}"
+    text = (
+        f"{fc.model_version} {fc.metric} {verb}{trend}; in {human_duration(fc.horizon_s)} about "
+        f"{fmt_metric(fc.projected, fc.unit)} (90% band {_band(fc)})"
+    )
     if fc.slo is None:
-        return (
-            text + f"; in {human_duration(fc.horizon_s)} about {fmt_metric(fc.projected, fc.unit)}"
-        )
+        return text
     limit = fmt_metric(fc.threshold, fc.unit)
     if fc.breach_in_s == 0:
         return text + f"; it is already past {limit} (SLO {fc.slo})"
     if fc.breach_in_s is None:
         return text + f"; no breach of {fc.slo} expected within {human_duration(fc.horizon_s)}"
     return text + f"; at this trend it crosses {limit} in about {human_duration(fc.breach_in_s)}"
+
+
+def _band(fc: Any) -> str:
+    return f"{fmt_metric(fc.low, fc.unit)}–{fmt_metric(fc.high, fc.unit)}".replace(" ms–", "–")
 
 
 def forecast_table(forecasts: list[Any]) -> Any:
@@ -86,11 +92,9 @@ def forecast_table(forecasts: list[Any]) -> Any:
     ]
     rows = []
     for fc in forecasts:
-        band = f"{fmt_metric(fc.low, fc.unit)} – {fmt_metric(fc.high, fc.unit)}"
+        band = _band(fc)
         breach = (
-            "—"
-            if fc.slo is None
-            else ("none" if fc.breach_in_s is None else human_duration(fc.breach_in_s))
+            "—" if fc.slo is None else ("none" if fc.breach_in_s is None else human_duration(fc.breach_in_s))
         )
         rows.append(
             [
@@ -105,7 +109,8 @@ def forecast_table(forecasts: list[Any]) -> Any:
                 breach,
             ]
         )
-    return simple_table("forecast (Theil-Sen trend)", headers, rows, numeric=(2, 3, 4, 5, 6, 8))
+    table = simple_table("forecast (Theil-Sen trend)", headers, rows, numeric=(2, 3, 4, 5, 6, 7, 8))
+    return keep_whole(table, 0, 1)
 
 
 def burn_table(burns: list[dict[str, Any]], slo: str) -> Any:
@@ -164,11 +169,13 @@ def coverage_sentence(entry: dict[str, Any]) -> str:
 def render_forecast_human(
     forecasts: list[Any], burns: list[dict[str, Any]], burn_slo: str | None, *, console: Console
 ) -> None:
-    if forecasts:
+    if forecasts and console.width >= 100:
         console.print(forecast_table(forecasts))
         for fc in forecasts:
             console.print(cell(sentence(fc), max_len=None))
     if burn_slo is not None:
+        if forecasts:
+            console.print()
         console.print(burn_table(burns, burn_slo))
         for entry in burns:
             console.print(cell(coverage_sentence(entry), max_len=None))

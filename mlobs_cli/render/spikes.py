@@ -47,20 +47,34 @@ def _short_time(ts: Any) -> str:
     return iso_utc(ts).replace("T", " ")[:19]
 
 
+def keep_whole(table: Any, *columns: int) -> Any:
+    """Never wrap or squeeze these columns (the version must stay readable on a narrow terminal)."""
+    for i in columns:
+        table.columns[i].no_wrap = True
+        table.columns[i].overflow = "fold"
+        table.columns[i].min_width = max(len(str(table.columns[i].header)), 4)
+    return table
+
+
+def _length(start: Any, end: Any) -> str:
+    seconds = (end - start).total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:g}h"
+    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
+
+
 def windows_table(windows: list[Any], *, title: str) -> Any:
     """One row per window: when, version, metric inside vs baseline, errors, requests, worst."""
+    metric = windows[0].metric if windows else ""
     headers = [
         "start (UTC)",
-        "end",
+        "length",
         "version",
-        "metric",
-        "inside",
+        f"{metric} in",
         "baseline",
         "change",
-        "score",
         "requests",
-        "errors in",
-        "errors out",
+        "errors in / out",
         "worst request",
     ]
     rows = []
@@ -69,47 +83,60 @@ def windows_table(windows: list[Any], *, title: str) -> Any:
         rows.append(
             [
                 _short_time(w.start),
-                _short_time(w.end)[11:],
+                _length(w.start, w.end),
                 cell(w.model_version),
-                w.metric,
                 fmt_metric(w.value, w.unit),
                 fmt_metric(w.baseline, w.unit),
                 f"{change:+.0%}" if math.isfinite(change) else "—",
-                f"{w.score:.1f}" if math.isfinite(w.score) else "inf",
                 fmt_count(w.requests),
-                fmt_pct(w.error_rate),
-                fmt_pct(w.error_rate_outside),
+                f"{fmt_pct(w.error_rate)} / {fmt_pct(w.error_rate_outside)}",
                 cell(w.worst_request_id),
             ]
         )
-    return simple_table(title, headers, rows, numeric=(4, 5, 6, 7, 8, 9, 10))
+    table = simple_table(title, headers, rows, numeric=(1, 3, 4, 5, 6, 7))
+    return keep_whole(table, 0, 2)
 
 
 def _detail(window: Any, explain_cmd: str | None) -> Text:
+    """A window in words: when, which version, the metric inside vs baseline, errors, the slowest
+    requests, what is over-represented, and the command that explains the worst request."""
     text = Text()
-    text.append(f"{_short_time(window.start)} ", style="bold")
+    text.append(f"{_short_time(window.start)} → {_short_time(window.end)[11:]} UTC ", style="bold")
     text.append_text(cell(window.model_version, style="bold"))
+    change = (window.value - window.baseline) / window.baseline if window.baseline else math.nan
     text.append(
-        f": {window.metric} {fmt_metric(window.value, window.unit)} vs baseline "
-        f"{fmt_metric(window.baseline, window.unit)}; {fmt_count(window.requests)} requests, "
-        f"error rate {fmt_pct(window.error_rate)} inside vs "
-        f"{fmt_pct(window.error_rate_outside)} outside\n"
+        f"\n  {window.metric} {fmt_metric(window.value, window.unit)} vs baseline "
+        f"{fmt_metric(window.baseline, window.unit)}"
+        + (f" ({change:+.0%})" if math.isfinite(change) else "")
+        + f" over {fmt_count(window.requests)} requests; error rate {fmt_pct(window.error_rate)} "
+        f"inside vs {fmt_pct(window.error_rate_outside)} outside\n"
     )
+    if window.pooled and window.versions:
+        text.append("  versions inside: ")
+        text.append_text(cell(", ".join(f"{k} {v:,}" for k, v in window.versions.items())))
+        text.append("\n")
     for row in window.top_requests:
-        text.append("    slow: ")
-        text.append_text(cell(row.get("request_id")))
+        text.append("  slow: ")
+        text.append_text(cell(row.get("request_id") or row.get("trace_id")))
         text.append(f"  {fmt_ms(row.get('latency_ms'))}")
+        rank = row.get("percentile_rank")
+        if isinstance(rank, (int, float)):
+            text.append(f" (p{rank:.2f} of ")
+            text.append_text(cell(row.get("model_version")))
+            text.append(")")
         if row.get("dominant_stage"):
-            text.append("  dominant stage ")
+            text.append("  dominant stage: ")
             text.append_text(cell(row.get("dominant_stage")))
         text.append("\n")
     for attr in window.attributes:
-        text.append("    over-represented: ")
+        text.append("  over-represented: ")
         text.append_text(cell(f"{attr.get('field')}={attr.get('value')}"))
-        lift = attr.get("lift")
-        text.append(f"  lift {lift:.1f}x\n" if isinstance(lift, (int, float)) else "\n")
+        text.append(
+            f"  {fmt_pct(attr.get('affected_pct'), 1)} of the requests that made the window vs "
+            f"{fmt_pct(attr.get('rest_pct'), 1)} of the rest (lift {attr.get('lift', 0):.1f}x)\n"
+        )
     if explain_cmd:
-        text.append("    worst: ", style="dim")
+        text.append("  explain the worst: ", style="dim")
         text.append_text(cell(explain_cmd, max_len=None))
         text.append("\n")
     return text
@@ -149,9 +176,7 @@ def spike_chart(series: Any, *, label: str, unit: str, width: int = 72, height: 
     return text
 
 
-def render_spikes_human(
-    report: Any, *, console: Console, plot: bool, explain_cmds: dict[int, str]
-) -> None:
+def render_spikes_human(report: Any, *, console: Console, plot: bool, explain_cmds: dict[int, str]) -> None:
     """The windows table, one detail block per window, and the charts with `plot`."""
     metric = report.metric.name
     if not report.windows:
@@ -164,12 +189,13 @@ def render_spikes_human(
             )
         )
     else:
-        console.print(
-            windows_table(report.windows, title=f"{len(report.windows)} {metric} spike window(s)")
-        )
-        console.print(
-            Group(*(_detail(w, explain_cmds.get(i)) for i, w in enumerate(report.windows)))
-        )
+        title = f"{len(report.windows)} {metric} spike window(s)"
+        if console.width >= 100:
+            console.print(windows_table(report.windows, title=title))
+        else:
+            console.print(Text(title, style="bold"))
+        details = (_detail(w, explain_cmds.get(i)) for i, w in enumerate(report.windows))
+        console.print(Group(*details))
     if plot and not report.series.empty:
         width = max(20, min(console.width - 2, 120))
         for version, part in report.series.groupby("model_version", sort=True):
