@@ -192,9 +192,7 @@ def test_planted_spike_is_found_with_its_window_and_version(seed):
     assert abs((w.start - (START + pd.Timedelta("20min"))).total_seconds()) <= 30
     assert abs((w.end - (START + pd.Timedelta("22min"))).total_seconds()) <= 30
     inside = requests[
-        (requests["model_version"] == "v2.1")
-        & (requests["ts"] >= w.start)
-        & (requests["ts"] < w.end)
+        (requests["model_version"] == "v2.1") & (requests["ts"] >= w.start) & (requests["ts"] < w.end)
     ]
     assert w.requests == len(inside)
     assert w.value == pytest.approx(np.percentile(inside["latency_ms"], 99))
@@ -227,11 +225,46 @@ def test_error_rate_spike():
         & (requests["model_version"] == "v2.0")
     )
     requests.loc[hit & (np.arange(len(requests)) % 4 == 0), "error"] = True
-    report = find_spikes(
-        requests, metric="error_rate", every="30s", settings=SpikeSettings(min_delta=0.01)
-    )
-    assert [(w.model_version, w.start) for w in report.windows] == [
-        ("v2.0", START + pd.Timedelta("10min"))
-    ]
+    report = find_spikes(requests, metric="error_rate", every="30s", settings=SpikeSettings(min_delta=0.01))
+    assert [(w.model_version, w.start) for w in report.windows] == [("v2.0", START + pd.Timedelta("10min"))]
     assert report.windows[0].error_rate_outside == 0.0
     assert report.windows[0].error_rate == pytest.approx(report.windows[0].value)
+
+
+# -- the requests inside a window --------------------------------------------------------------
+
+
+def test_window_context_names_the_version_that_made_a_pooled_spike():
+    from mlobs_cli.analysis.spike_context import describe_windows
+
+    requests = make_requests(7, spike=(12, 2, 3.0), spike_versions=("v2.1",))
+    report = find_spikes(requests, metric="p99", every="30s", by_version=False)
+    (w,) = report.windows
+    top = requests[(requests["ts"] >= w.start) & (requests["ts"] < w.end)].nlargest(3, "latency_ms")
+    stages = pd.DataFrame(
+        {
+            "request_id": list(top["request_id"]) * 2,
+            "stage": ["inference"] * 3 + ["feature fetch"] * 3,
+            "self_ms": [1.0, 50.0, 1.0, 30.0, 2.0, 40.0],
+        }
+    )
+    describe_windows(report, requests, stages, top=3)
+    assert [r["request_id"] for r in w.top_requests] == list(top["request_id"])
+    assert [r["dominant_stage"] for r in w.top_requests] == [
+        "feature fetch", "inference", "feature fetch"]  # fmt: skip
+    assert all(r["model_version"] == "v2.1" for r in w.top_requests)
+    assert w.top_requests[0]["percentile_rank"] == 100.0
+    first = w.attributes[0]
+    assert (first["field"], first["value"]) == ("model_version", "v2.1")
+    assert first["lift"] > 1.5 and first["affected_pct"] > 0.9
+
+
+def test_window_context_without_stages_or_causes():
+    from mlobs_cli.analysis.spike_context import describe_windows
+
+    requests = make_requests(8, spike=(12, 2, 3.0), spike_versions=("v2.0",))
+    report = find_spikes(requests, metric="p99", every="30s")
+    describe_windows(report, requests, None, top=2)
+    (w,) = report.windows
+    assert len(w.top_requests) == 2 and w.top_requests[0]["dominant_stage"] is None
+    assert w.attributes == []  # within one version nothing but time sets the window apart

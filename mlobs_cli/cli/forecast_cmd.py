@@ -30,9 +30,7 @@ def forecast(
             show_default=False,
         ),
     ] = None,
-    every: Annotated[
-        str, typer.Option("--every", help="Bucket width of the fitted series.")
-    ] = "5m",
+    every: Annotated[str, typer.Option("--every", help="Bucket width of the fitted series.")] = "5m",
     history: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -114,8 +112,7 @@ def forecast(
     doc = {
         "forecasts": [f.to_dict() for f in made],
         "refused": [
-            {"model_version": f.model_version, "metric": f.metric, "reason": f.refused}
-            for f in refused
+            {"model_version": f.model_version, "metric": f.metric, "reason": f.refused} for f in refused
         ],
     }
     if burn_slo is not None:
@@ -124,9 +121,7 @@ def forecast(
         from mlobs_cli.render.console import make_console
         from mlobs_cli.render.forecast import render_forecast_human
 
-        render_forecast_human(
-            made, burns, burn_slo.text if burn_slo else None, console=make_console()
-        )
+        render_forecast_human(made, burns, burn_slo.text if burn_slo else None, console=make_console())
     else:
         from mlobs_cli.render.forecast import render_forecast_machine
 

@@ -52,9 +52,7 @@ def spikes(
         int, typer.Option("--window", help="Baseline: this many buckets either side of a bucket.")
     ] = 20,
     top: Annotated[int, typer.Option("--top", help="Slowest requests listed per window.")] = 5,
-    plot: Annotated[
-        bool, typer.Option("--plot", help="Chart the metric with the windows.")
-    ] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Chart the metric with the windows.")] = False,
     fmt: FormatOpt = OutputFormat.table,
     strict: StrictOpt = False,
     field: FieldOpt = None,
@@ -82,9 +80,7 @@ def spikes(
         raise NotFoundError(
             "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
         )
-    report = find_spikes(
-        requests, metric=metric, every=every, by_version=by_version, settings=settings
-    )
+    report = find_spikes(requests, metric=metric, every=every, by_version=by_version, settings=settings)
     _attach_requests(report, data, top)
     explain_cmds = {
         i: "mlobs explain " + shlex.join([w.worst_request_id, *sources])
