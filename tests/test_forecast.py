@@ -97,13 +97,26 @@ def test_breach_times_by_hand():
     assert breach_in_s(falling, 8.0, -1.0, 6 * 3600) == pytest.approx(3 * 3600)
 
 
-def test_parse_slo():
+def test_parse_slo_uses_the_check_rule_syntax():
     assert parse_slo("error_rate < 1%").threshold == pytest.approx(0.01)
-    assert parse_slo("error_rate<=0.005").threshold == pytest.approx(0.005)
+    assert parse_slo("error_rate<=0.5%").threshold == pytest.approx(0.005)
     assert parse_slo("p99.9 < 1s").threshold == 1000.0
-    for bad in ("p99 < ", "p99 ~ 3ms", "latency < 3ms", "p99 < 5%", "error_rate < 3ms"):
+    assert parse_slo("rate > 300/min").threshold == pytest.approx(5.0)
+    scoped = parse_slo("v2.1: p95 < 200ms")
+    assert (scoped.scope, scoped.metric.name, scoped.threshold) == ("v2.1", "p95", 200.0)
+    for bad in ("p99 < ", "p99 ~ 3ms", "latency < 3ms", "p99 < 5%", "error_rate < 3ms",
+                "requests > 100", "p99(inference_ms) < 3ms", "*: p99 < 3ms"):  # fmt: skip
         with pytest.raises(UsageError):
             parse_slo(bad)
+
+
+def test_a_version_scoped_slo_only_times_that_version():
+    requests = make_requests(9, drift_ms_per_h={"v2.0": 8.0, "v2.1": 8.0})
+    slo = parse_slo("v2.1: p50 < 130ms")
+    out = {f.model_version: f for f in forecast_metric(
+        requests, metric="p50", horizon_s=6 * 3600, every="5m", slo=slo)}  # fmt: skip
+    assert out["v2.0"].slo is None and out["v2.0"].breach_in_s is None
+    assert out["v2.1"].slo == "v2.1: p50 < 130ms" and out["v2.1"].breach_in_s is not None
 
 
 def test_burn_rate_arithmetic():

@@ -9,7 +9,6 @@ multiwindow rule.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from mlobs_cli.analysis.spikes import MetricSpec, parse_metric
-from mlobs_cli.durations import parse_latency_ms
 from mlobs_cli.errors import UsageError
 
 METHOD = "theil-sen"
@@ -37,12 +35,14 @@ BURN_WINDOWS: tuple[tuple[str, float, str, float, float], ...] = (
 
 @dataclass(frozen=True)
 class Slo:
-    """`p99 < 250ms` or `error_rate < 1%`: metric, comparison, threshold (ms, fraction, per s)."""
+    """`p99 < 250ms` or `error_rate < 1%`: metric, comparison and threshold (ms, fraction, per s);
+    `scope` limits it to one model version (`v2.1: p99 < 250ms`)."""
 
     text: str
     metric: MetricSpec
     op: str
     threshold: float
+    scope: str | None = None
 
     def holds(self, value: float) -> bool:
         return {
@@ -53,36 +53,23 @@ class Slo:
         }[self.op]
 
 
-# TODO(check): replace with the rule parser of mlobs_cli/analysis/checks.py once it lands.
-_SLO_RE = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][\w.]*)\s*(?P<op><=|>=|<|>)\s*(?P<num>\d+(?:\.\d+)?)\s*"
-    r"(?P<unit>[A-Za-zµμ]+|%|/s)?\s*$"
-)
-
-
 def parse_slo(text: str) -> Slo:
-    """Parse `p99 < 250ms`, `mean <= 0.2s`, `error_rate < 1%`, `rate > 5/s` (minimal parser)."""
-    match = _SLO_RE.match(text or "")
-    if not match:
+    """An SLO in the `mlobs check` rule syntax (`analysis.rules.parse_assert`): `p99 < 250ms`,
+    `v2.1: p95 < 0.3s`, `mean <= 80ms`, `error_rate < 1%`, `rate > 5/s`."""
+    from mlobs_cli.analysis.rules import parse_assert
+
+    rule = parse_assert(text, origin="--slo")
+    forecastable = rule.kind == "stat" and (rule.field or "latency_ms") == "latency_ms"
+    if not (forecastable or rule.metric in ("error_rate", "rate")):
         raise UsageError(
-            f"cannot read the SLO {text!r}",
+            f"--slo {text!r}: forecasts follow the latency (pNN, mean, max), error_rate or rate",
             'write it like "p99 < 250ms" or "error_rate < 1%"',
         )
-    spec = parse_metric(match.group("metric"))
-    value = float(match.group("num"))
-    unit = match.group("unit")
-    if spec.unit == "ms":
-        if unit in ("%", "/s"):
-            raise UsageError(f"{spec.name} is a latency: give the threshold in ms or s ({text!r})")
-        value = parse_latency_ms(match.group("num") + (unit or ""))
-    elif spec.unit == "fraction":
-        if unit == "%":
-            value /= 100.0
-        elif unit is not None:
-            raise UsageError(f"error_rate is a fraction: give it as 1% or 0.01 ({text!r})")
-    elif unit not in (None, "/s"):
-        raise UsageError(f"rate is per second: write it like 5/s ({text!r})")
-    return Slo(text.strip(), spec, match.group("op"), value)
+    if rule.op not in ("<", "<=", ">", ">=") or rule.threshold is None:
+        raise UsageError(f"--slo {text!r}: an SLO is a bound: use <, <=, > or >=")
+    if rule.scope == "*":
+        raise UsageError(f"--slo {text!r}: forecasts are per version; drop the '*' scope")
+    return Slo(rule.text, parse_metric(rule.metric), rule.op, rule.threshold.value, rule.scope)
 
 
 def theil_sen(
@@ -239,7 +226,11 @@ def forecast_metric(
             every_s=every_s,
             buckets=int(len(part)),
         )
-        if slo is not None and slo.metric.name == spec.name:
+        if (
+            slo is not None
+            and slo.metric.name == spec.name
+            and slo.scope in (None, str(version))
+        ):
             fc.slo, fc.threshold = slo.text, slo.threshold
         out.append(fc)
         if len(part):

@@ -109,6 +109,8 @@ def forecast(
         warn(f"not forecasting {f.model_version} {f.metric}: {f.refused}")
     burn_slo = burn_slos[0] if burn_slos else None
     burns = burn_rates(requests, budget=burn_slo.threshold) if burn_slo else []
+    if burn_slo is not None and burn_slo.scope is not None:
+        burns = [b for b in burns if b["model_version"] == burn_slo.scope]
     doc = {
         "forecasts": [f.to_dict() for f in made],
         "refused": [
