@@ -72,9 +72,7 @@ def parse_slo(text: str) -> Slo:
     return Slo(rule.text, parse_metric(rule.metric), rule.op, rule.threshold.value, rule.scope)
 
 
-def theil_sen(
-    x: np.ndarray, y: np.ndarray, *, z: float = Z_90
-) -> tuple[float, float, float, float]:
+def theil_sen(x: np.ndarray, y: np.ndarray, *, z: float = Z_90) -> tuple[float, float, float, float]:
     """Theil-Sen line and Sen's (1968) confidence interval for its slope.
 
     Returns (slope, intercept, slope_low, slope_high): slope = median of all pairwise slopes,
@@ -169,9 +167,7 @@ def fit_series(
     }
 
 
-def breach_in_s(
-    slo: Slo, fitted_now: float, slope_per_hour: float, horizon_s: float
-) -> float | None:
+def breach_in_s(slo: Slo, fitted_now: float, slope_per_hour: float, horizon_s: float) -> float | None:
     """Seconds from now until the fitted line stops satisfying `slo`; 0 if already; None if not
     within `horizon_s`."""
     if not slo.holds(fitted_now):
@@ -226,18 +222,13 @@ def forecast_metric(
             every_s=every_s,
             buckets=int(len(part)),
         )
-        if (
-            slo is not None
-            and slo.metric.name == spec.name
-            and slo.scope in (None, str(version))
-        ):
+        if slo is not None and slo.metric.name == spec.name and slo.scope in (None, str(version)):
             fc.slo, fc.threshold = slo.text, slo.threshold
         out.append(fc)
         if len(part):
             centres = part["bucket_start"] + pd.Timedelta(seconds=every_s / 2)
             fc.history_s = float(
-                (part["bucket_start"].iloc[-1] - part["bucket_start"].iloc[0]).total_seconds()
-                + every_s
+                (part["bucket_start"].iloc[-1] - part["bucket_start"].iloc[0]).total_seconds() + every_s
             )
             fc.last_value = float(part[spec.column].iloc[-1])
         if len(part) < min_buckets:
@@ -252,14 +243,13 @@ def forecast_metric(
                 f"{_human(horizon_s)} ahead (more than {max_ratio:g}x the history)"
             )
             continue
-        fit = fit_series(
-            centres, part[spec.column].to_numpy(dtype="float64"), now=now, horizon_s=horizon_s
-        )
+        fit = fit_series(centres, part[spec.column].to_numpy(dtype="float64"), now=now, horizon_s=horizon_s)
         fc.slope_per_hour = fit["slope"]
         fc.slope_low_per_hour = fit["slope_low"]
         fc.slope_high_per_hour = fit["slope_high"]
         fc.fitted_now = fit["fitted_now"]
-        fc.projected, fc.low, fc.high = fit["projected"], fit["low"], fit["high"]
+        # every metric here is >= 0: a line may cross 0, the metric cannot
+        fc.projected, fc.low, fc.high = (max(0.0, fit[k]) for k in ("projected", "low", "high"))
         if fc.slo is not None and slo is not None:
             fc.breach_in_s = breach_in_s(slo, fit["fitted_now"], fit["slope"], horizon_s)
     return out

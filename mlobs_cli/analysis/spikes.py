@@ -329,6 +329,11 @@ def find_spikes(
     from mlobs_cli.durations import parse_duration
 
     spec = parse_metric(metric)
+    if spec.name == "max":
+        raise UsageError(
+            "max is a single request per bucket, too noisy to call spikes on",
+            "use p99 or p99.9 here, and `mlobs slow` for the slowest requests",
+        )
     settings = settings or SpikeSettings()
     step = pd.Timedelta(seconds=parse_duration(every))
     timed = requests[requests["ts"].notna()]

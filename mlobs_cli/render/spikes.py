@@ -220,4 +220,15 @@ def render_spikes_machine(rows: list[dict[str, Any]], fmt: str) -> None:
     else:
         import sys
 
-        sys.stdout.write(markdown_table(rows, columns=FLAT_COLUMNS))
+        sys.stdout.write(markdown_table(rows, columns=FLAT_COLUMNS, formatters=_md_formatters(rows)))
+
+
+def _md_formatters(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Markdown is for people: metric values with their unit, rates as percentages."""
+    unit = rows[0]["unit"] if rows else "ms"
+    metric = lambda v: fmt_metric(v, unit)  # noqa: E731
+    return {
+        "value": metric, "baseline": metric, "peak": metric,
+        "score": lambda v: "inf" if v is None else f"{v:.1f}",
+        "error_rate": fmt_pct, "error_rate_outside": fmt_pct,
+    }  # fmt: skip
