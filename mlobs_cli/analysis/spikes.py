@@ -109,18 +109,26 @@ def poisson_cdf(k: int, lam: float) -> float:
     return float(min(1.0, np.exp(-lam + j * math.log(lam) - log_fact).sum()))
 
 
-def window_p_value(spec: MetricSpec, window: pd.DataFrame, baseline: float, span_s: float) -> float:
-    """How likely the window's requests are if nothing had changed (one-sided, exact):
-    pNN: each request exceeds the baseline pNN with probability 1 - q/100 (binomial);
-    error_rate: each request errs with the baseline probability (binomial);
+def window_p_value(
+    spec: MetricSpec, window: pd.DataFrame, around: pd.DataFrame, baseline: float, span_s: float
+) -> float:
+    """How likely the window's requests are if nothing had changed (one-sided, exact binomial or
+    Poisson tails), judged against the requests `around` it (same series, the baseline's span):
+
+    pNN: the share of requests above the baseline value is the same inside as around;
+    error_rate: the share of errors is the same inside as around;
     rate: the count is Poisson with the baseline rate times the window length (either tail).
-    Other metrics have no exact test here: 0.0 (no confirmation)."""
+    The shares around get add-one smoothing, (k+1)/(n+2), so a spotless neighbourhood still
+    allows a rare event. Other metrics have no exact test here: 0.0 (no confirmation)."""
     n = len(window)
     if spec.percentile is not None:
-        above = int(np.count_nonzero(window["latency_ms"].to_numpy(dtype="float64") > baseline))
-        return binomial_sf(above, n, 1.0 - spec.percentile / 100.0)
+        lat = window["latency_ms"].to_numpy(dtype="float64")
+        ref = around["latency_ms"].to_numpy(dtype="float64")
+        p0 = (np.count_nonzero(ref > baseline) + 1) / (len(ref) + 2)
+        return binomial_sf(int(np.count_nonzero(lat > baseline)), n, p0)
     if spec.name == "error_rate":
-        return binomial_sf(int(window["error"].sum()), n, baseline)
+        p0 = (int(around["error"].sum()) + 1) / (len(around) + 2)
+        return binomial_sf(int(window["error"].sum()), n, p0)
     if spec.name == "rate":
         lam = baseline * span_s
         return poisson_cdf(n, lam) if n < lam else 1.0 - poisson_cdf(n - 1, lam)
@@ -352,7 +360,8 @@ def find_spikes(
         runs = windows_from_scores(scored, step)
         if runs and settings.confirm_alpha < 1:
             judged = int(np.count_nonzero(~np.isnan(scored["score"].to_numpy(dtype="float64"))))
-            runs = _confirmed(runs, scored, keyed, in_version, spec, settings.confirm_alpha / max(judged, 1))
+            runs = _confirmed(runs, scored, keyed[in_version], spec, step * settings.half_window,
+                              settings.confirm_alpha / max(judged, 1))  # fmt: skip
         inside_any = pd.Series(False, index=keyed.index)
         masks = []
         for run in runs:
@@ -409,23 +418,29 @@ def find_spikes(
 def _confirmed(
     runs: list[dict[str, Any]],
     scored: pd.DataFrame,
-    requests: pd.DataFrame,
-    in_version: pd.Series,
+    series: pd.DataFrame,
     spec: MetricSpec,
+    reach: pd.Timedelta,
     alpha: float,
 ) -> list[dict[str, Any]]:
     """Keep the runs whose requests chance explains with probability below `alpha`
-    (`window_p_value`); unflag the buckets of the others in `scored` (so `--plot` agrees)."""
+    (`window_p_value` against the series' requests within `reach` of the run, outside every run);
+    unflag the buckets of the others in `scored` (so `--plot` agrees)."""
+    ts = series["ts"]
+    in_any = pd.Series(False, index=series.index)
+    for run in runs:
+        in_any |= (ts >= run["start"]) & (ts < run["end"])
     kept = []
     for run in runs:
-        mask = in_version & (requests["ts"] >= run["start"]) & (requests["ts"] < run["end"])
+        inside = (ts >= run["start"]) & (ts < run["end"])
+        around = ~in_any & (ts >= run["start"] - reach) & (ts < run["end"] + reach)
         span = (run["end"] - run["start"]).total_seconds()
-        run["p_value"] = window_p_value(spec, requests[mask], run["baseline"], span)
+        run["p_value"] = window_p_value(spec, series[inside], series[around], run["baseline"], span)
         if run["p_value"] < alpha:
             kept.append(run)
         else:
-            inside = (scored["bucket_start"] >= run["start"]) & (scored["bucket_start"] < run["end"])
-            scored.loc[inside, "anomalous"] = False
+            flagged = (scored["bucket_start"] >= run["start"]) & (scored["bucket_start"] < run["end"])
+            scored.loc[flagged, "anomalous"] = False
     return kept
 
 
