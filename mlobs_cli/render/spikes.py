@@ -64,7 +64,7 @@ def _length(start: Any, end: Any) -> str:
 
 
 def windows_table(windows: list[Any], *, title: str) -> Any:
-    """One row per window: when, version, metric inside vs baseline, errors, requests, worst."""
+    """One row per window: when, version, metric inside vs baseline, requests, errors."""
     metric = windows[0].metric if windows else ""
     headers = [
         "start (UTC)",
@@ -75,7 +75,6 @@ def windows_table(windows: list[Any], *, title: str) -> Any:
         "change",
         "requests",
         "errors in / out",
-        "worst request",
     ]
     rows = []
     for w in windows:
@@ -90,7 +89,6 @@ def windows_table(windows: list[Any], *, title: str) -> Any:
                 f"{change:+.0%}" if math.isfinite(change) else "—",
                 fmt_count(w.requests),
                 f"{fmt_pct(w.error_rate)} / {fmt_pct(w.error_rate_outside)}",
-                cell(w.worst_request_id),
             ]
         )
     table = simple_table(title, headers, rows, numeric=(1, 3, 4, 5, 6, 7))
@@ -190,7 +188,7 @@ def render_spikes_human(report: Any, *, console: Console, plot: bool, explain_cm
         )
     else:
         title = f"{len(report.windows)} {metric} spike window(s)"
-        if console.width >= 100:
+        if console.width >= 90:
             console.print(windows_table(report.windows, title=title))
         else:
             console.print(Text(title, style="bold"))
