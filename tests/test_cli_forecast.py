@@ -153,3 +153,23 @@ def test_bad_slo_and_horizon_are_usage_errors(run_cli, tmp_path):
         result = run_cli("forecast", log, *args)
         assert result.exit_code == 2, (args, result.stderr)
         assert result.stderr.startswith("mlobs: error: ")
+
+
+def _simulate_available() -> bool:
+    from mlobs_cli.cli import app
+
+    return any(getattr(c, "name", None) == "simulate" for c in app.registered_commands)
+
+
+@pytest.mark.skipif(not _simulate_available(), reason="mlobs simulate lands from branch simulate")
+def test_drift_planted_by_simulate(run_cli, tmp_path):
+    log = tmp_path / "sim.jsonl"
+    made = run_cli("simulate", "-n", "43200", "--rate", "4", "--drift", "v2.1:+8ms/h",
+                   "--seed", "7", "-o", log)  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    doc = forecast_json(run_cli, log, "--metric", "p50", "--slo", "p95 < 1s")
+    rows = {(f["model_version"], f["metric"]): f for f in doc["forecasts"]}
+    assert rows[("v2.1", "p50")]["slope_per_hour"] == pytest.approx(8.0, abs=3.0)
+    assert abs(rows[("v2.0", "p50")]["slope_per_hour"]) < 3.0
+    assert rows[("v2.0", "p95")]["breach_in_s"] is None  # steady control, far from 1 s
+    assert rows[("v2.1", "p95")]["slo"] == "p95 < 1s"
