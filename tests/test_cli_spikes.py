@@ -184,3 +184,17 @@ def test_steady_simulated_runs_report_no_spike(run_cli, tmp_path, seed):
     made = run_cli("simulate", "-n", "12000", "--rate", "20", "--seed", str(seed), "-o", log)
     assert made.exit_code == 0, made.stderr
     assert spikes_json(run_cli, log) == []
+
+
+def test_log_derived_strings_are_shown_inert(run_cli, tmp_path):
+    log = write_service_log(tmp_path / "app.log", 13, spike=(5, 1, 3.0), spike_version="v2.1",
+                            stages=False)  # fmt: skip
+    hostile = "[bold red]v\x1b[2J"
+    text = log.read_text().replace('"v2.1"', json.dumps(hostile))
+    log.write_text(text)
+    result = run_cli("spikes", log, "--plot")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout
+    assert "[bold red]v\\x1b[2J" in result.stdout  # shown literally, escape made visible
+    (w,) = spikes_json(run_cli, log)
+    assert w["model_version"] == hostile  # machine formats keep the exact value

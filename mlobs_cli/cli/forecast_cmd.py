@@ -85,6 +85,9 @@ def forecast(
         raise NotFoundError(
             "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
         )
+    untimed = int(requests["ts"].isna().sum())
+    if untimed:
+        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
     forecasts = []
     for name, rule in metrics:
         forecasts += forecast_metric(

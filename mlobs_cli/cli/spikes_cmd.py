@@ -63,6 +63,7 @@ def spikes(
     from mlobs_cli.cli.common import load_dataset
     from mlobs_cli.durations import parse_duration
     from mlobs_cli.errors import NotFoundError, UsageError
+    from mlobs_cli.terminal import warn
 
     parse_duration(every)
     if threshold <= 0 or min_requests < 1 or window < 1 or top < 0:
@@ -80,6 +81,9 @@ def spikes(
         raise NotFoundError(
             "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
         )
+    untimed = int(requests["ts"].isna().sum())
+    if untimed:
+        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
     report = find_spikes(requests, metric=metric, every=every, by_version=by_version, settings=settings)
     _attach_requests(report, data, top)
     explain_cmds = {
