@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlobs_cli.analysis.forecast import (
     breach_in_s,
@@ -218,3 +220,19 @@ def test_too_little_history_is_refused():
     assert a.refused and "will not extrapolate" in a.refused and a.to_dict()["method"] is None
     (a, b) = forecast_metric(short, metric="p99", horizon_s=3600, every="1m")
     assert a.refused is None and b.refused is None and math.isfinite(a.projected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-100, 100, allow_nan=False), min_size=3, max_size=30),
+    st.floats(0.5, 5), st.floats(-10, 10), st.floats(-50, 50),
+)  # fmt: skip
+def test_theil_sen_is_equivariant_and_its_interval_holds_the_slope(noise, a, b, c):
+    x = np.arange(len(noise), dtype="float64")
+    y = np.array(noise)
+    slope, _, low, high = theil_sen(x, y)
+    slope2, _, low2, high2 = theil_sen(x, a * y + b * x + c)
+    assert low <= slope <= high
+    assert slope2 == pytest.approx(a * slope + b, abs=1e-6)
+    assert low2 == pytest.approx(a * low + b, abs=1e-6)
+    assert high2 == pytest.approx(a * high + b, abs=1e-6)

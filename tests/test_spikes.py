@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlobs_cli.analysis.spikes import (
     SpikeSettings,
@@ -268,3 +270,37 @@ def test_window_context_without_stages_or_causes():
     (w,) = report.windows
     assert len(w.top_requests) == 2 and w.top_requests[0]["dominant_stage"] is None
     assert w.attributes == []  # within one version nothing but time sets the window apart
+
+
+# -- properties --------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=60))
+def test_windows_cover_exactly_the_flagged_buckets_and_never_touch(flags):
+    grid = _grid([1.0] * len(flags))
+    grid["baseline"] = 1.0
+    grid["score"] = [9.0 if f else 0.0 for f in flags]
+    grid["anomalous"] = flags
+    windows = windows_from_scores(grid, pd.Timedelta("30s"))
+    covered = set()
+    for w in windows:
+        first = int((w["start"] - START) / pd.Timedelta("30s"))
+        covered.update(range(first, first + w["buckets"]))
+        assert w["end"] - w["start"] == w["buckets"] * pd.Timedelta("30s")
+    assert covered == {i for i, f in enumerate(flags) if f}
+    for a, b in zip(windows, windows[1:]):
+        assert b["start"] > a["end"]  # adjacent flags would have merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 1000, allow_nan=False), min_size=7, max_size=40),
+    st.floats(0, 1000, allow_nan=False),
+)
+def test_score_sign_follows_the_side_of_the_median(neighbours, x):
+    values = np.array([*neighbours, x])
+    med, mad, meanad = rolling_baseline(values, len(values), 1)
+    z = modified_z(values[-1:], med[-1:], mad[-1:], meanad[-1:])[0]
+    assert np.sign(z) == np.sign(x - med[-1]) or (x == med[-1] and z == 0)
+    assert med[-1] == np.median(neighbours)
