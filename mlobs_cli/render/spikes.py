@@ -119,7 +119,7 @@ def _detail(window: Any, explain_cmd: str | None) -> Text:
         text.append(f"  {fmt_ms(row.get('latency_ms'))}")
         rank = row.get("percentile_rank")
         if isinstance(rank, (int, float)):
-            text.append(f" (p{rank:.2f} of ")
+            text.append(f" (rank {rank:.2f}% in ")
             text.append_text(cell(row.get("model_version")))
             text.append(")")
         if row.get("dominant_stage"):
