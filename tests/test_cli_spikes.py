@@ -142,6 +142,9 @@ def test_usage_and_input_errors(run_cli, tmp_path):
         assert result.exit_code == 2, args
         assert result.stdout == ""
         assert result.stderr.startswith("mlobs: error: ") and len(result.stderr.splitlines()) == 1
+    short = run_cli("spikes", log)  # 2 minutes: 4 buckets, too few for a baseline
+    assert short.exit_code == 0 and "v2.0: not judged: 4 bucket(s) of 30s" in short.stderr
+    assert "try a smaller --every" in short.stderr
     untimed = tmp_path / "untimed.log"
     untimed.write_text('{"request_id": "a", "latency_ms": 12}\n')
     result = run_cli("spikes", untimed)

@@ -306,6 +306,7 @@ class SpikeReport:
     settings: SpikeSettings
     windows: list[SpikeWindow]
     series: pd.DataFrame  # bucket_start, model_version, requests, value, baseline, score, anomalous
+    notes: list[str] = field(default_factory=list)  # series that could not be judged, and why
 
 
 def metric_of(requests: pd.DataFrame, spec: MetricSpec, span_s: float) -> float:
@@ -350,7 +351,7 @@ def find_spikes(
     pcts = [spec.percentile] if spec.percentile is not None else []
     table = latency_table(keyed, by=["model_version"], percentiles=pcts, every=every)
     keys = keyed["model_version"].astype("object")
-    series_parts, windows = [], []
+    series_parts, windows, notes = [], [], []
     for version, buckets in table.groupby("model_version", observed=True, sort=True):
         grid = bucket_grid(buckets, step, spec.column)
         scored = score_buckets(grid, spec.column, settings, direction=spec.direction)
@@ -358,8 +359,15 @@ def find_spikes(
         series_parts.append(scored)
         in_version = keys == version
         runs = windows_from_scores(scored, step)
+        judged = int(np.count_nonzero(~np.isnan(scored["score"].to_numpy(dtype="float64"))))
+        if judged == 0:
+            usable = int(np.count_nonzero(scored["requests"].to_numpy() >= settings.min_requests))
+            notes.append(
+                f"{version}: not judged: {usable} bucket(s) of {every} with >= "
+                f"{settings.min_requests} requests, a baseline needs {settings.min_baseline + 1} "
+                "(try a smaller --every)"
+            )
         if runs and settings.confirm_alpha < 1:
-            judged = int(np.count_nonzero(~np.isnan(scored["score"].to_numpy(dtype="float64"))))
             runs = _confirmed(runs, scored, keyed[in_version], spec, step * settings.half_window,
                               settings.confirm_alpha / max(judged, 1))  # fmt: skip
         inside_any = pd.Series(False, index=keyed.index)
@@ -412,7 +420,7 @@ def find_spikes(
         if series_parts
         else pd.DataFrame(columns=[c if c != spec.column else "value" for c in columns])
     )
-    return SpikeReport(spec, step, settings, windows, series)
+    return SpikeReport(spec, step, settings, windows, series, notes)
 
 
 def _confirmed(

@@ -85,6 +85,8 @@ def spikes(
     if untimed:
         warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
     report = find_spikes(requests, metric=metric, every=every, by_version=by_version, settings=settings)
+    for note in report.notes:
+        warn(note)
     _attach_requests(report, data, top)
     explain_cmds = {
         i: "mlobs explain " + shlex.join([w.worst_request_id, *sources])
