@@ -74,7 +74,7 @@ def forecast_json(run_cli, *args):
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_planted_drift_is_detected_with_about_its_slope(run_cli, tmp_path, seed):
     log = write_json_logger_log(tmp_path / "svc.log", seed, drift_ms_per_h=8.0)
     doc = forecast_json(run_cli, log, "--metric", "p50", "--slo", "p50 < 90ms", "--horizon", "6h")
@@ -94,12 +94,14 @@ def test_planted_drift_is_detected_with_about_its_slope(run_cli, tmp_path, seed)
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_steady_controls_show_no_breach(run_cli, tmp_path, seed):
-    log = write_json_logger_log(tmp_path / "svc.log", seed)
+    log = write_json_logger_log(tmp_path / "svc.log", seed, hours=2.0)
     doc = forecast_json(run_cli, log, "--slo", "p99 < 250ms")
     assert [f["model_version"] for f in doc["forecasts"]] == ["v2.0", "v2.1"]
     for f in doc["forecasts"]:
         assert f["metric"] == "p99" and f["breach_in_s"] is None
         assert abs(f["slope_per_hour"]) < 5.0
+    if seed != 3:
+        return
     human = run_cli("forecast", log, "--slo", "p99 < 250ms")
     assert human.exit_code == 0
     assert "v2.0 p99" in human.stdout
@@ -107,7 +109,7 @@ def test_steady_controls_show_no_breach(run_cli, tmp_path, seed):
 
 
 def test_burn_rates_match_the_log_counted_by_hand(run_cli, tmp_path):
-    log = write_json_logger_log(tmp_path / "svc.log", 5, hours=1.5, rate=4.0, error_rate=0.3,
+    log = write_json_logger_log(tmp_path / "svc.log", 5, hours=1.25, rate=2.0, error_rate=0.3,
                                 errors_in_last_s=600)  # fmt: skip
     doc = forecast_json(run_cli, log, "--slo", "error_rate < 1%", "--horizon", "1h")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
@@ -164,7 +166,7 @@ def _simulate_available() -> bool:
 @pytest.mark.skipif(not _simulate_available(), reason="mlobs simulate lands from branch simulate")
 def test_drift_planted_by_simulate(run_cli, tmp_path):
     log = tmp_path / "sim.jsonl"
-    made = run_cli("simulate", "-n", "43200", "--rate", "4", "--drift", "v2.1:+8ms/h",
+    made = run_cli("simulate", "-n", "27000", "--rate", "3", "--drift", "v2.1:+8ms/h",
                    "--seed", "7", "-o", log)  # fmt: skip
     assert made.exit_code == 0, made.stderr
     doc = forecast_json(run_cli, log, "--metric", "p50", "--slo", "p95 < 1s")
