@@ -39,8 +39,20 @@ def simulated_log(lines: int) -> Path:
     if not path.exists():
         requests = lines // 5
         subprocess.run(
-            [sys.executable, "-m", "mlobs_cli", "simulate", "--requests", str(requests),
-             "--rate", "200", "--seed", "1", "-o", str(path)],
+            [
+                sys.executable,
+                "-m",
+                "mlobs_cli",
+                "simulate",
+                "--requests",
+                str(requests),
+                "--rate",
+                "200",
+                "--seed",
+                "1",
+                "-o",
+                str(path),
+            ],
             check=True,
         )
     return path
@@ -58,7 +70,9 @@ def main() -> None:
         runs = []
         for _ in range(args.repeat):
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(path), keep], check=True, capture_output=True,
+                [sys.executable, "-c", CHILD, str(path), keep],
+                check=True,
+                capture_output=True,
                 text=True,
             )
             runs.append(json.loads(out.stdout))
