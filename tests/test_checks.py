@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from frames import requests_frame
 
 from mlobs_cli.analysis.checks import evaluate
 from mlobs_cli.analysis.rules import parse_assert, parse_regression, parse_require
+from tests.frames import requests_frame
 
 
 @pytest.fixture(scope="module")
