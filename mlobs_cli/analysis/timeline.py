@@ -421,3 +421,27 @@ def _first(req: pd.DataFrame, ms: pd.DataFrame, sp: pd.DataFrame, col: str) -> s
         if not values.empty:
             return str(values.iloc[0])
     return None
+
+
+def add_version_context(
+    tl: Timeline, requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame
+) -> None:
+    """Set the request's latency percentile rank within its model version, and each stage's median
+    duration over that version's requests (only that version's rows are framed into stages)."""
+    version = tl.model_version
+    same = requests[requests["model_version"].astype(object) == version]
+    if tl.latency_ms is not None and not same.empty:
+        tl.percentile_rank = percentile_rank(same["latency_ms"].to_numpy(), tl.latency_ms)
+    ms = milestones[milestones["model_version"].astype(object).isin([version, "unknown"])]
+    sp = spans
+    if not spans.empty:
+        traces = set(spans.loc[spans["model_version"].astype(object) == version, "trace_id"])
+        traces |= set(same["trace_id"].dropna())
+        sp = spans[spans["trace_id"].isin(traces)]
+    stages = stage_durations(ms, sp, same)
+    stages = stages[stages["model_version"].astype(object) == version]
+    if stages.empty:
+        return
+    medians = stage_medians(stages).set_index("stage")["median_ms"].to_dict()
+    for stage in tl.stages:
+        stage.version_median_ms = medians.get(stage.name)
