@@ -301,6 +301,6 @@ def test_find_request_exact_prefix_trace_and_ambiguous() -> None:
     assert find_request(reqs, ms, sp, "0x4BF9") == ("abc-1", "4bf92f35")
     with pytest.raises(NotFoundError, match=r"ambiguous: 2 requests match: abc-1, abc-2"):
         find_request(reqs, ms, sp, "abc-")
-    with pytest.raises(NotFoundError, match=r"3 events searched") as info:
+    with pytest.raises(NotFoundError, match=r"in 3 events searched") as info:
         find_request(reqs, ms, sp, "zzz")
     assert info.value.exit_code == 1

@@ -70,7 +70,7 @@ def find_request(
     searched = sum(len(f) for f in frames)
     if not matches:
         raise NotFoundError(
-            f"no request or trace id starts with {q!r} ({searched:,} events searched)",
+            f"no request or trace id starts with {q!r} in {searched:,} events searched",
             "check the id, or list candidates with `mlobs slow`",
         )
     names = sorted(matches)

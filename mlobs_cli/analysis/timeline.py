@@ -219,9 +219,7 @@ def stage_durations(
 def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
     """Median stage duration per (model_version, stage) over requests (repeats summed first)."""
     per_request = (
-        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)[
-            "duration_ms"
-        ]
+        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)["duration_ms"]
         .sum()
         .reset_index()
     )
@@ -283,9 +281,11 @@ class Timeline:
 
     @property
     def dominant(self) -> Stage | None:
-        """The stage with the most self time (the first one on ties)."""
+        """The stage with the most self time among those on the critical path (all stages when
+        none is on it); the first one on ties."""
         best = None
-        for stage in self.stages:
+        on_path = [s for s in self.stages if s.on_critical_path] or self.stages
+        for stage in on_path:
             if best is None or stage.self_ms > best.self_ms:
                 best = stage
         return best

@@ -19,13 +19,9 @@ from mlobs_cli.cli.common import (
 
 RequestIdArg = Annotated[
     str,
-    typer.Argument(
-        help="Request id or trace id; a unique prefix is enough.", show_default=False
-    ),
+    typer.Argument(help="Request id or trace id; a unique prefix is enough.", show_default=False),
 ]
-RawOpt = Annotated[
-    bool, typer.Option("--raw", help="Also print the request's raw log lines (sanitized).")
-]
+RawOpt = Annotated[bool, typer.Option("--raw", help="Also print the request's raw log lines (sanitized).")]
 
 
 @command("explain")

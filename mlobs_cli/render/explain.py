@@ -20,8 +20,23 @@ from mlobs_cli.render.console import cell, fmt_count, fmt_ms
 from mlobs_cli.render.machine import plain_value
 from mlobs_cli.terminal import inert_text
 
-BAR_WIDTH = 32
 ON_PATH, OFF_PATH = "█", "░"
+NOTABLE_RATIO = 2.0  # stages at least this many times their version's median get a context line
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with one decimal, or three below 1 ms (so 0.042 ms is not shown as 0.0 ms)."""
+    if value is not None and value == value and abs(value) < 1 and value != 0:
+        return fmt_ms(value, 3)
+    return fmt_ms(value)
+
+
+WIDE = 100  # narrower consoles drop the "vs median" column (the context lines below remain)
+
+
+def _bar_width(console: Console) -> int:
+    fixed = 86 if console.width >= WIDE else 60
+    return max(8, min(40, console.width - fixed))
 
 
 def timeline_dict(tl: Timeline, raw: dict[tuple[str, int], str] | None = None) -> dict[str, Any]:
@@ -82,9 +97,11 @@ def ratio_text(value: float | None, median: float | None, version: str) -> str |
     """`31x the v2.1 median of 2.0 ms`; None when there is no usable median."""
     if value is None or median is None or not math.isfinite(median) or median <= 0:
         return None
-    ratio = value / median
-    shown = f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
-    return f"{shown} the {version} median of {fmt_ms(median)}"
+    return f"{_times(value / median)} the {version} median of {ms(median)}"
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 
 def verdict(tl: Timeline) -> str:
@@ -93,29 +110,29 @@ def verdict(tl: Timeline) -> str:
     if stage is None:
         return "verdict: no stages were logged for this request (only its summary)"
     total = tl.latency_ms or 0.0
-    share = f" ({stage.self_ms / total:.0%} of {fmt_ms(total)})" if total > 0 else ""
-    text = f"verdict: {stage.name} dominates with {fmt_ms(stage.self_ms)}{share}"
+    share = f" ({stage.self_ms / total:.0%} of {ms(total)})" if total > 0 else ""
+    text = f"verdict: {stage.name} dominates with {ms(stage.self_ms)}{share}"
     median = stage.version_median_ms
     context = ratio_text(stage.duration_ms, median, tl.model_version)
     if context and median and stage.duration_ms / median >= 1.5:
         text += f", {context}"
     elif context:
-        text += f", usual for {tl.model_version} (median {fmt_ms(median)})"
+        text += f", usual for {tl.model_version} (median {ms(median)})"
     if stage.error:
         text += "; it failed"
     return text
 
 
-def _bar(tl: Timeline, stage: Stage) -> Text:
+def _bar(tl: Timeline, stage: Stage, width: int) -> Text:
     span = max(tl.end_ns - tl.origin_ns, 1)
-    a = int((stage.start_ns - tl.origin_ns) / span * BAR_WIDTH)
-    b = math.ceil((stage.end_ns - tl.origin_ns) / span * BAR_WIDTH)
-    a = min(max(a, 0), BAR_WIDTH - 1)
-    b = min(max(b, a + 1), BAR_WIDTH)
+    a = int((stage.start_ns - tl.origin_ns) / span * width)
+    b = math.ceil((stage.end_ns - tl.origin_ns) / span * width)
+    a = min(max(a, 0), width - 1)
+    b = min(max(b, a + 1), width)
     style = "red" if stage.error else ("bold cyan" if stage.on_critical_path else "dim")
     text = Text(" " * a)
     text.append((ON_PATH if stage.on_critical_path else OFF_PATH) * (b - a), style=style)
-    text.append(" " * (BAR_WIDTH - b))
+    text.append(" " * (width - b))
     return text
 
 
@@ -125,7 +142,12 @@ def _header(tl: Timeline, version_requests: int | None) -> Text:
     if tl.trace_id and tl.trace_id != tl.request_id:
         text.append("  trace ")
         text.append_text(cell(tl.trace_id))
-    text.append("  model ")
+    text.append("\n")
+    if tl.ts is not None:
+        text.append("at ")
+        text.append(str(plain_value(tl.ts)))
+        text.append("  ")
+    text.append("model ")
     text.append_text(cell(tl.model_version, style="bold"))
     if tl.status is not None:
         text.append("  status ")
@@ -133,23 +155,19 @@ def _header(tl: Timeline, version_requests: int | None) -> Text:
     elif tl.error:
         text.append("  failed", style="red")
     text.append("\nlatency ")
-    text.append(fmt_ms(tl.latency_ms), style="bold")
+    text.append(ms(tl.latency_ms), style="bold")
     if tl.inference_ms is not None:
-        text.append(f" (inference {fmt_ms(tl.inference_ms)})")
+        text.append(f" (inference {ms(tl.inference_ms)})")
     if tl.percentile_rank is not None and not math.isnan(tl.percentile_rank):
-        text.append(f"  slower than or equal to {tl.percentile_rank:.1f}% of ")
+        text.append(f"  percentile rank {tl.percentile_rank:.1f} among ")
+        if version_requests:
+            text.append(f"{fmt_count(version_requests)} ")
         text.append_text(cell(tl.model_version))
         text.append(" requests")
-        if version_requests:
-            text.append(f" ({fmt_count(version_requests)})")
-    if tl.ts is not None:
-        text.append("  at ")
-        text.append(str(plain_value(tl.ts)))
-    if tl.summary:
+    fields = [(k, v) for k, v in tl.summary.items() if v is not None]
+    if fields:
         text.append("\n")
-        for i, (key, value) in enumerate(tl.summary.items()):
-            if value is None:
-                continue
+        for i, (key, value) in enumerate(fields):
             text.append("  " if i else "")
             text.append_text(cell(key, style="dim", max_len=40))
             text.append("=", style="dim")
@@ -167,33 +185,48 @@ def render_timeline(
     """Print the waterfall, the verdict, and (with `--raw`) the request's raw log lines."""
     console.print(_header(tl, version_requests))
     total = tl.latency_ms or 0.0
-    axis = f"0 … {fmt_ms((tl.end_ns - tl.origin_ns) / 1e6)}"
+    width = _bar_width(console)
+    axis = f"0 … {ms((tl.end_ns - tl.origin_ns) / 1e6)}"
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("stage", no_wrap=True, max_width=40, overflow="ellipsis")
+    wide = console.width >= WIDE
+    table.add_column("  stage", no_wrap=True, min_width=12, max_width=40, overflow="ellipsis")
     for name in ("offset", "duration", "self", "share"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column(axis, no_wrap=True, min_width=BAR_WIDTH)
-    table.add_column(f"vs {inert_text(tl.model_version, max_len=20)} median", no_wrap=True)
+    table.add_column(axis, no_wrap=True, min_width=width)
+    if wide:
+        table.add_column(f"vs {inert_text(tl.model_version, max_len=20)} median", no_wrap=True)
+    notable = []
     for stage in tl.stages:
         style = "red" if stage.error else None
-        name = Text("  " * stage.depth)
+        name = Text("* " if stage.on_critical_path else "  ", style="bold")
+        name.append("  " * stage.depth)
         name.append_text(cell(stage.name, style=style, max_len=60))
         share = f"{stage.duration_ms / total:.0%}" if total > 0 else "—"
-        context = ratio_text(stage.duration_ms, stage.version_median_ms, tl.model_version)
-        table.add_row(
-            Text("*" if stage.on_critical_path else " ", style="bold"),
+        median = stage.version_median_ms
+        versus = Text("—", style="dim")
+        if median is not None and median > 0:
+            ratio = stage.duration_ms / median
+            versus = Text(f"{_times(ratio)} of {ms(median)}",
+                          style="bold" if ratio >= NOTABLE_RATIO else "")  # fmt: skip
+            if ratio >= NOTABLE_RATIO:
+                notable.append(stage)
+        row = [
             name,
-            fmt_ms(tl.offset_ms(stage.start_ns)),
-            Text(fmt_ms(stage.duration_ms), style=style or ""),
-            fmt_ms(stage.self_ms),
+            ms(tl.offset_ms(stage.start_ns)),
+            Text(ms(stage.duration_ms), style=style or ""),
+            ms(stage.self_ms),
             share,
-            _bar(tl, stage),
-            cell(context) if context else Text("—", style="dim"),
-        )
+            _bar(tl, stage, width),
+        ]
+        table.add_row(*row, *([versus] if wide else []))
     if tl.stages:
         console.print(table)
         console.print(Text(f"* critical path ({ON_PATH}); {OFF_PATH} off the path", style="dim"))
+    for stage in notable:
+        line = cell(stage.name, style="red" if stage.error else "")
+        context = ratio_text(stage.duration_ms, stage.version_median_ms, tl.model_version)
+        line.append(inert_text(f" {ms(stage.duration_ms)}, {context}"))
+        console.print(line)
     console.print(Text(inert_text(verdict(tl)), style="bold"))
     if raw_lines is not None:
         console.print(Text("raw log lines", style="bold"))
