@@ -49,7 +49,7 @@ WhereOpt = Annotated[
 
 def parse_percentile(text: str) -> float:
     """`p99`, `P99.9` or `99` -> 99.0 / 99.9; strictly between 0 and 100."""
-    from mlobs_cli.errors import UsageError
+    from mlobs_cli.errors import ExitCode, UsageError
 
     body = text.strip().lower().removeprefix("p")
     try:
@@ -76,10 +76,11 @@ def slow(
 ) -> None:
     """List the slowest requests (paste an id into `mlobs explain`), then compare the slow set with
     the rest: which stage grows, and which field values are over-represented (ranked by lift)."""
+    from mlobs_cli.analysis.selection import select_requests
     from mlobs_cli.analysis.slow import report_dict, slow_report
     from mlobs_cli.analysis.timeline import stage_durations
     from mlobs_cli.durations import parse_latency_ms
-    from mlobs_cli.errors import UsageError
+    from mlobs_cli.errors import ExitCode, UsageError
     from mlobs_cli.render.console import make_console
     from mlobs_cli.render.machine import write_csv, write_json, write_ndjson
     from mlobs_cli.render.slow import render_markdown, render_slow
@@ -95,9 +96,7 @@ def slow(
 
         expr = parse_where(where)
     data = load_dataset(sources, fields=field, config=config, strict=strict)
-    requests = data.requests
-    if expr is not None:
-        requests = requests[expr.mask(requests).to_numpy(dtype=bool)]
+    requests = select_requests(data.requests, where=expr)
     stages = stage_durations(data.milestones, data.spans, requests)
     report = slow_report(requests, stages, top=top, over_ms=over_ms, above=q, by_version=by_version)
     for note in report.notes:
@@ -111,5 +110,8 @@ def slow(
         write_csv(doc["rows"])
     elif fmt is OutputFormat.markdown:
         render_markdown(doc)
-    else:
+    elif not requests.empty:
         render_slow(report, doc, make_console())
+    if requests.empty:
+        warn("no requests matched")
+        raise typer.Exit(int(ExitCode.FAILED))
