@@ -49,7 +49,7 @@ WhereOpt = Annotated[
 
 def parse_percentile(text: str) -> float:
     """`p99`, `P99.9` or `99` -> 99.0 / 99.9; strictly between 0 and 100."""
-    from mlobs_cli.errors import ExitCode, UsageError
+    from mlobs_cli.errors import UsageError
 
     body = text.strip().lower().removeprefix("p")
     try:
