@@ -28,6 +28,8 @@ MILESTONE_STAGES: dict[tuple[str, str], str] = {
 ERROR_MILESTONES = frozenset({"inference_failed"})
 _PAIR_NAMES = {f"{a} -> {b}": name for (a, b), name in MILESTONE_STAGES.items()}
 _MS = 1_000_000  # nanoseconds per millisecond
+_NAT = np.iinfo(np.int64).min
+UNKNOWN = "unknown"
 
 STAGE_COLUMNS = [
     "request_id", "trace_id", "model_version", "stage", "origin", "start", "duration_ms",
@@ -72,45 +74,74 @@ def milestone_stages(milestones: pd.DataFrame) -> pd.DataFrame:
     """One row per gap between consecutive milestones of a request (vectorized, no Python loop).
 
     `request_id` is the request id, or the trace id when the milestone carried none. Self time
-    equals the duration: milestone stages do not overlap.
+    equals the duration: milestone stages do not overlap. Works on integer codes: one lexsort by
+    (request, time, source, line), and stage names resolved once per distinct event pair.
     """
     if milestones.empty:
         return _empty_stages()
-    m = milestones.assign(_key=request_key(milestones))
-    m = m[m["_key"].notna() & m["ts"].notna()]
-    sort_cols = ["_key", "ts"] + [c for c in ("source", "line") if c in m]
-    m = m.sort_values(sort_cols, kind="stable")
-    grouped = m.groupby("_key", sort=False)
-    next_event = grouped["event"].shift(-1)
-    next_ts = grouped["ts"].shift(-1)
-    version = _versions_by_key(m["_key"], m["model_version"])
-    has_next = next_event.notna().to_numpy()
-    m, next_event, next_ts = m[has_next], next_event[has_next], next_ts[has_next]
-    version = version[has_next]
-    pair = m["event"].astype(str) + " -> " + next_event.astype(str)
-    stage = pair.map(_PAIR_NAMES).fillna(pair).astype(object)
-    duration = (_ns(next_ts) - _ns(m["ts"])) / _MS
+    keys = request_key(milestones).to_numpy(dtype=object)
+    ts = _ns(milestones["ts"])
+    key_codes, key_values = pd.factorize(keys)
+    usable = (key_codes >= 0) & (ts != _NAT)
+    tiebreak = [milestones["line"].to_numpy()] if "line" in milestones else []
+    if "source" in milestones:
+        tiebreak.append(pd.factorize(milestones["source"].astype(object))[0])
+    order = np.lexsort((*tiebreak, ts, key_codes))
+    order = order[usable[order]]
+    k, t = key_codes[order], ts[order]
+    ev_codes, ev_values = pd.factorize(milestones["event"].astype(object).to_numpy()[order])
+    has_next = np.zeros(len(order), dtype=bool)
+    has_next[:-1] = (k[1:] == k[:-1]) & (ev_codes[1:] >= 0) & (ev_codes[:-1] >= 0)
+    here = np.flatnonzero(has_next)
+    n_ev = len(ev_values)
+    pair = ev_codes[here] * n_ev + ev_codes[here + 1]
+    pair_codes, pair_values = pd.factorize(pair)
+    names = np.array(
+        [stage_name(str(ev_values[p // n_ev]), str(ev_values[p % n_ev])) for p in pair_values],
+        dtype=object,
+    )
+    failing = np.isin(ev_values.astype(object), list(ERROR_MILESTONES))
+    v_codes, v_values = _version_codes(milestones["model_version"])
+    version = _first_known(k, v_codes[order], v_values)
+    duration = (t[here + 1] - t[here]) / _MS
     return pd.DataFrame(
         {
-            "request_id": m["_key"].to_numpy(dtype=object),
-            "trace_id": m["trace_id"].astype(object).to_numpy(),
-            "model_version": version.to_numpy(),
-            "stage": stage.to_numpy(),
+            "request_id": key_values.astype(object)[k[here]],
+            "trace_id": milestones["trace_id"].to_numpy(dtype=object)[order][here],
+            "model_version": pd.Categorical(version[here]),
+            "stage": names[pair_codes] if len(names) else np.array([], dtype=object),
             "origin": "milestone",
-            "start": m["ts"].dt.as_unit("ns").to_numpy(),
+            "start": pd.DatetimeIndex(t[here].view("datetime64[ns]"), tz="UTC"),
             "duration_ms": duration,
             "self_ms": duration,
-            "error": next_event.isin(ERROR_MILESTONES).to_numpy(),
+            "error": failing[ev_codes[here + 1]],
         }
-    ).astype({"model_version": "category", "start": "datetime64[ns, UTC]"})
+    )
+
+
+def _version_codes(versions: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1 = missing) and values of a version column, categorical or not."""
+    if isinstance(versions.dtype, pd.CategoricalDtype):
+        return versions.cat.codes.to_numpy(), np.asarray(versions.cat.categories, dtype=object)
+    codes, values = pd.factorize(versions.to_numpy(dtype=object))
+    return codes, np.asarray(values, dtype=object)
+
+
+def _first_known(group_codes: np.ndarray, v_codes: np.ndarray, v_values: np.ndarray) -> np.ndarray:
+    """Per row: the first known (not missing, not "unknown") version of the row's group."""
+    codes = v_codes.astype("float64")
+    codes[(v_codes < 0) | np.isin(v_codes, np.flatnonzero(v_values == UNKNOWN))] = np.nan
+    first = pd.Series(codes).groupby(group_codes).transform("first").to_numpy()
+    out = np.full(len(first), UNKNOWN, dtype=object)
+    ok = ~np.isnan(first)
+    out[ok] = v_values[first[ok].astype(np.int64)]
+    return out
 
 
 def _versions_by_key(keys: pd.Series, versions: pd.Series) -> pd.Series:
     """Per row: the first known (not "unknown") model version logged for the row's request."""
-    known = versions.astype(object)
-    known = known.where(known.notna() & (known != "unknown"))
-    first = known.groupby(keys.to_numpy(), sort=False).transform("first")
-    return first.fillna("unknown")
+    codes = pd.factorize(keys.to_numpy(dtype=object))[0]
+    return pd.Series(_first_known(codes, *_version_codes(versions)), index=keys.index)
 
 
 def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
@@ -180,7 +211,7 @@ def span_stages(spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd
             "model_version": _versions_by_key(keys, spans["model_version"]).to_numpy(),
             "stage": spans["name"].astype(object).to_numpy(),
             "origin": "span",
-            "start": spans["start"].dt.as_unit("ns").to_numpy(),
+            "start": spans["start"].dt.as_unit("ns").array,
             "duration_ms": spans["duration_ms"].to_numpy(dtype="float64"),
             "self_ms": span_self_ms(spans),
             "error": spans["error"].fillna(False).to_numpy(dtype=bool),
