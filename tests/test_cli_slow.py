@@ -118,7 +118,7 @@ def test_table_output_sections_and_inert_values(run_cli, tmp_path, monkeypatch) 
     out = result.stdout
     assert "slowest requests (slow set: over 45 ms, 45.0 ms; 6 of 300 requests)" in out
     assert "where the slow requests spend the extra time" in out
-    assert "over-represented among slow requests" in out
+    assert "field values over-represented among slow requests" in out
     assert "h3\\x1b[2J[bold]" in out and "\x1b" not in out
     assert "explain one: mlobs explain r" in out
 

@@ -23,6 +23,14 @@ def _threshold_text(report: SlowReport) -> str:
     return fmt_ms(thr) if thr is not None else "—"
 
 
+def _short_ts(value: Any) -> str | None:
+    """ISO-8601 UTC to the millisecond: `2026-11-26T10:00:47.449Z`."""
+    text = plain_value(value)
+    if isinstance(text, str) and len(text) > 24 and text.endswith("Z"):
+        return text[:23] + "Z"
+    return text
+
+
 def _ratio(value: Any) -> str:
     try:
         v = float(value)
@@ -42,7 +50,7 @@ def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> No
         status = rec["status"]
         rows.append(
             [
-                cell(plain_value(rec["ts"])),
+                cell(_short_ts(rec["ts"])),
                 cell(
                     rec["request_id"] if rec["request_id"] is not None else rec["trace_id"], max_len=None
                 ),  # fmt: skip
@@ -59,9 +67,13 @@ def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> No
         f"slowest requests (slow set: {report.rule}, {_threshold_text(report)}; "
         f"{fmt_count(report.slow_requests)} of {fmt_count(report.requests)} requests)"
     )
-    headers = ["time", "request id", "version", "latency", "rank in version", "dominant stage",
-               "status"]  # fmt: skip
-    console.print(simple_table(title, headers, rows, numeric=(3, 4)))
+    headers = ["time", "request id", "version", "latency", "rank", "dominant stage", "status"]
+    table = simple_table(title, headers, rows, numeric=(3, 4))
+    ids = [len(str(r["request_id"] or r["trace_id"] or "")) for r in doc["rows"]]
+    for column in table.columns:
+        column.no_wrap = True
+    table.columns[1].min_width = min(max(ids, default=10), 64)  # pasted into `mlobs explain`
+    console.print(table)
     if doc["rows"] and doc["rows"][0]["explain"]:
         console.print(Text("explain one: ", style="dim") + cell(doc["rows"][0]["explain"],
                                                                 max_len=None))  # fmt: skip
@@ -80,22 +92,14 @@ def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> No
             ]
             for s in doc["stages"]
         ]
-        console.print(
-            simple_table(
-                "where the slow requests spend the extra time (self time per stage)",
-                [
-                    "stage",
-                    "slow median",
-                    "rest median",
-                    "ratio",
-                    "excess (mean)",
-                    "share of excess",
-                    "requests slow / rest",
-                ],  # fmt: skip
-                stage_rows,
-                numeric=(1, 2, 3, 4, 5, 6),
-            )
+        table = simple_table(
+            "where the slow requests spend the extra time (self time per stage)",
+            ["stage", "slow p50", "rest p50", "ratio", "excess (mean)", "share", "slow / rest"],
+            stage_rows,
+            numeric=(1, 2, 3, 4, 5, 6),
         )
+        table.columns[0].min_width = min(max(len(str(s["stage"])) for s in doc["stages"]), 32)
+        console.print(table)
     attrs = doc["attributes"][:MAX_ATTRIBUTES_SHOWN]
     if attrs:
         attr_rows = [
@@ -111,8 +115,8 @@ def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> No
         more = len(doc["attributes"]) - len(attrs)
         console.print(
             simple_table(
-                "over-represented among slow requests (lift = share among slow / share overall)"
-                + (f"; {more} more with --format json" if more > 0 else ""),
+                "field values over-represented among slow requests"
+                + (f" ({more} more with --format json)" if more > 0 else ""),
                 ["field", "value", "slow", "rest", "lift"],
                 attr_rows,
                 numeric=(2, 3, 4),
