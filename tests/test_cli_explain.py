@@ -155,3 +155,28 @@ def test_span_waterfall_self_time_and_critical_path(run_cli, tmp_path: Path, wri
     # the trace id works too, with the 0x that ConsoleSpanExporter prints
     again = _json(run_cli("explain", "0x" + doc["trace_id"][:10], path, "-f", "json"))
     assert again["stages"] == doc["stages"]
+
+
+def test_stage_duration_lines_without_trace_ids(run_cli, tmp_path: Path) -> None:
+    # The seed service's own shape: a stage line carries its duration in seconds and ends at its time.
+    lines = [
+        {"timestamp": "2026-11-26T10:00:00.020Z", "request_id": "s-1", "model_version": "v1",
+         "stage": "feature_fetch", "duration": 0.015},
+        {"timestamp": "2026-11-26T10:00:00.031Z", "request_id": "s-1", "model_version": "v1",
+         "stage": "model_inference", "duration": 0.011},
+        {"timestamp": "2026-11-26T10:00:00.032Z", "request_id": "s-1", "model_version": "v1",
+         "latency_ms": 30.0, "status": 200},
+        {"timestamp": "2026-11-26T10:00:01.020Z", "request_id": "s-2", "model_version": "v1",
+         "stage": "feature_fetch", "duration": 0.002},
+        {"timestamp": "2026-11-26T10:00:01.032Z", "request_id": "s-2", "model_version": "v1",
+         "latency_ms": 14.0, "status": 200},
+    ]  # fmt: skip
+    path = tmp_path / "stages.log"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    doc = _json(run_cli("explain", "s-1", path, "-f", "json"))
+    assert [(s["name"], s["start_offset_ms"], s["duration_ms"]) for s in doc["stages"]] == [
+        ("feature_fetch", pytest.approx(3.0), pytest.approx(15.0)),
+        ("model_inference", pytest.approx(18.0), pytest.approx(11.0)),
+    ]
+    assert doc["stages"][0]["version_median_ms"] == pytest.approx((15.0 + 2.0) / 2)
+    assert doc["dominant_stage"] == "feature_fetch"

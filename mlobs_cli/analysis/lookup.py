@@ -116,6 +116,7 @@ def rows_of_request(
     ms = milestones[_match(milestones, request_id, trace_id)]
     sp = spans
     if not spans.empty:
-        traces = set(spans.loc[_match(spans, request_id, trace_id), "trace_id"].dropna())
-        sp = spans[spans["trace_id"].astype(object).isin(traces)]
+        own = _match(spans, request_id, trace_id)
+        traces = set(spans.loc[own, "trace_id"].dropna())
+        sp = spans[own | spans["trace_id"].astype(object).isin(traces)]
     return req, ms, sp

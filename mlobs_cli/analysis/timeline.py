@@ -167,8 +167,10 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
     parents = frame[["trace", "span", "start", "end", "row"]].rename(
         columns={"span": "parent", "start": "p_start", "end": "p_end", "row": "p_row"}
     )
+    parents = parents[parents["parent"].notna() & parents["trace"].notna()]
     parents = parents.drop_duplicates(["trace", "parent"])
-    kids = frame[frame["parent"].notna()].merge(parents, on=["trace", "parent"], how="inner")
+    kids = frame[frame["parent"].notna() & frame["trace"].notna()]
+    kids = kids.merge(parents, on=["trace", "parent"], how="inner")
     self_ns = (end - start).astype("float64")
     if not kids.empty:
         c_start = np.maximum(kids["start"].to_numpy(), kids["p_start"].to_numpy())
@@ -188,15 +190,18 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
 
 
 def _trace_keys(spans: pd.DataFrame, requests: pd.DataFrame | None) -> pd.Series:
-    """Per span: the request id of its trace (from any span of it, else from the requests frame)."""
+    """Per span: its request id, else the request id logged on another span of its trace, else the
+    one the requests frame gives that trace, else the trace id."""
     trace = spans["trace_id"].astype(object)
-    rid = spans["request_id"].astype(object)
-    per_trace = rid.groupby(trace.to_numpy(), sort=False).transform("first")
-    if requests is not None and not requests.empty and "trace_id" in requests:
-        req = requests[["trace_id", "request_id"]].astype(object).dropna()
-        lookup = req.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
-        per_trace = per_trace.where(per_trace.notna(), trace.map(lookup))
-    return per_trace.where(per_trace.notna(), trace)
+    key = spans["request_id"].astype(object)
+    if key.isna().any() and trace.notna().any():
+        per_trace = key.groupby(trace.to_numpy(), sort=False).transform("first")
+        key = key.where(key.notna(), per_trace)
+        if requests is not None and not requests.empty and "trace_id" in requests:
+            req = requests[["trace_id", "request_id"]].astype(object).dropna()
+            lookup = req.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
+            key = key.where(key.notna(), trace.map(lookup))
+    return key.where(key.notna(), trace)
 
 
 def span_stages(spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -336,11 +341,15 @@ def _milestone_timeline_stages(ms: pd.DataFrame) -> list[Stage]:
 def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
     self_ms = span_self_ms(sp)
     start, end = _ns(sp["start"]), _ns(sp["end"])
-    nodes = {}
+    ids: list[str] = []
+    nodes: dict[str, SpanNode] = {}
     for i, row in enumerate(sp.itertuples(index=False)):  # one request: a handful of spans
-        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
-        nodes[row.span_id] = SpanNode(row.span_id, parent, int(start[i]), int(end[i]),
-                                      str(row.kind or ""))  # fmt: skip
+        trace = row.trace_id if isinstance(row.trace_id, str) else ""
+        # spans are keyed within their trace; a stage line (no span id) is a span of its own
+        sid = f"{trace}/{row.span_id}" if isinstance(row.span_id, str) else f"#{i}"
+        parent = f"{trace}/{row.parent_span_id}" if isinstance(row.parent_span_id, str) else None
+        ids.append(sid)
+        nodes[sid] = SpanNode(sid, parent, int(start[i]), int(end[i]), str(row.kind or ""))
     on_path = {s.span_id for s in critical_path(nodes.values())}
 
     def depth_of(span_id: str) -> int:
@@ -352,6 +361,8 @@ def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
 
     out = []
     for i, row in enumerate(sp.itertuples(index=False)):
+        sid = ids[i]
+        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
         out.append(
             Stage(
                 str(row.name),
@@ -360,11 +371,11 @@ def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
                 int(end[i]),
                 float(row.duration_ms),
                 float(self_ms[i]),
-                row.span_id in on_path,
+                sid in on_path,
                 bool(row.error),
-                depth_of(row.span_id),
-                row.span_id,
-                nodes[row.span_id].parent_id,
+                depth_of(sid),
+                row.span_id if isinstance(row.span_id, str) else None,
+                parent,
             )  # fmt: skip
         )
     return out
