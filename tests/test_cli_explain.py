@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _service_logs import otel_spans, structlog_service, write_console, write_otlp_json
+
+from tests._service_logs import otel_spans, structlog_service, write_console, write_otlp_json
 
 
 def _service(n: int = 40) -> list[dict]:

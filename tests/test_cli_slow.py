@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _service_logs import structlog_service
+
+from tests._service_logs import structlog_service
 
 SLOW_HOST_EVERY = 50  # 2% of requests: every 50th request runs on h3 and waits on the feature store
 

@@ -5,15 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _frames import (
-    at,
-    empty_milestones,
-    empty_requests,
-    empty_spans,
-    milestones_frame,
-    requests_frame,
-    spans_frame,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +20,15 @@ from mlobs_cli.analysis.timeline import (
     timeline_for,
 )
 from mlobs_cli.errors import NotFoundError
+from tests._frames import (
+    at,
+    empty_milestones,
+    empty_requests,
+    empty_spans,
+    milestones_frame,
+    requests_frame,
+    spans_frame,
+)
 
 MS = 1_000_000
 
