@@ -18,18 +18,27 @@ from mlobs_cli.cli.common import (
 )
 
 TopOpt = Annotated[
-    int, typer.Option("--top", min=1, help="How many requests to list (per version with --by-version).")
+    int,
+    typer.Option(
+        "--top", min=1, metavar="N", help="How many requests to list (per version with --by-version)."
+    ),
 ]
 OverOpt = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
     typer.Option(
-        "--over", help="Slow = latency over this: 250ms, 0.3s, or a number of ms.", show_default=False
+        "--over",
+        metavar="LATENCY",
+        help="Slow = latency over this: 250ms, 0.3s, or a number of ms.",
+        show_default=False,
     ),  # fmt: skip
 ]
 AboveOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
-        "--above", help="Slow = latency above this percentile: p99, p99.9 (default p99).", show_default=False
+        "--above",
+        metavar="pNN",
+        help="Slow = latency above this percentile: p99, p99.9 (default p99).",
+        show_default=False,
     ),  # fmt: skip
 ]
 ByVersionOpt = Annotated[
@@ -42,7 +51,10 @@ ByVersionOpt = Annotated[
 WhereOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
-        "--where", help='Only requests matching EXPR, e.g. "status >= 500".', show_default=False
+        "--where",
+        metavar="EXPR",
+        help='Only requests matching EXPR, e.g. "status >= 500".',
+        show_default=False,
     ),  # fmt: skip
 ]
 
