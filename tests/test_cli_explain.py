@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,28 @@ def test_stage_duration_lines_without_trace_ids(run_cli, tmp_path: Path) -> None
     ]
     assert doc["stages"][0]["version_median_ms"] == pytest.approx((15.0 + 2.0) / 2)
     assert doc["dominant_stage"] == "feature_fetch"
+
+
+WATERFALL = """\
+request otel-1  trace TRACE
+at 2026-11-18T11:06:40.100Z  model v3  status 200
+latency 100.0 ms  percentile rank 100.0 among 1 v3 requests
+name=POST /predict
+  stage                offset  duration     self  share  0 … 100.0 ms                        vs v3 median
+* POST /predict        0.0 ms  100.0 ms  12.0 ms   100%  ██████████████████████████████████  1.0x of 100.0 ms
+    feature fetch      5.0 ms   40.0 ms  40.0 ms    40%   ░░░░░░░░░░░░░░░                    1.0x of 40.0 ms
+*   embedding lookup  10.0 ms   50.0 ms  50.0 ms    50%     ██████████████████               1.0x of 50.0 ms
+*   inference         62.0 ms   33.0 ms  26.0 ms    33%                       ████████████   1.0x of 33.0 ms
+*     tokenize        63.0 ms    7.0 ms   7.0 ms     7%                       ███            1.0x of 7.0 ms
+* critical path (█); ░ off the path
+verdict: embedding lookup dominates with 50.0 ms (50% of 100.0 ms), usual for v3 (median 50.0 ms)
+"""
+
+
+def test_waterfall_snapshot_at_120_columns(run_cli, tmp_path: Path) -> None:
+    path = tmp_path / "spans.json"
+    write_console(path, otel_spans(TREE))
+    result = run_cli("explain", "otel-1", path)
+    assert result.exit_code == 0, result.stderr
+    text = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
+    assert re.sub(r"trace [0-9a-f]{32}", "trace TRACE", text) == WATERFALL
