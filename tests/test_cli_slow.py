@@ -142,3 +142,14 @@ def test_machine_formats_and_bad_options(run_cli, planted_host: Path) -> None:
         result = run_cli("slow", planted_host, *args)
         assert result.exit_code == 2, (args, result.stdout)
         assert message in result.stderr.lower() and result.stdout == ""
+
+
+def test_by_version_title_shows_versions_inert(run_cli, tmp_path, monkeypatch) -> None:
+    reqs = _service(60, seed=4)
+    for r in reqs:
+        r["version"] = "v9\x1b[31m" if r["version"] == "v2.2" else r["version"]
+    path = tmp_path / "app.log"
+    structlog_service(path, monkeypatch, reqs)
+    result = run_cli("slow", path, "--by-version", "--above", "p50", "--top", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "v9\\x1b[31m" in result.stdout and "\x1b" not in result.stdout

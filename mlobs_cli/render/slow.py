@@ -12,6 +12,7 @@ from rich.text import Text
 from mlobs_cli.analysis.slow import SlowReport
 from mlobs_cli.render.console import cell, fmt_count, fmt_ms, fmt_pct, simple_table
 from mlobs_cli.render.machine import markdown_table, plain_value
+from mlobs_cli.terminal import inert_text
 
 MAX_ATTRIBUTES_SHOWN = 10
 
@@ -19,7 +20,7 @@ MAX_ATTRIBUTES_SHOWN = 10
 def _threshold_text(report: SlowReport) -> str:
     thr = report.threshold_ms
     if isinstance(thr, dict):
-        return ", ".join(f"{k} {fmt_ms(v)}" for k, v in thr.items())
+        return ", ".join(f"{inert_text(k, max_len=30)} {fmt_ms(v)}" for k, v in thr.items())
     return fmt_ms(thr) if thr is not None else "—"
 
 
