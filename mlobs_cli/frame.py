@@ -70,6 +70,7 @@ class Dataset:
     unit_guesses: dict[str, dict[str, str]] = field(default_factory=dict)
     ts_kinds: dict[str, int] = field(default_factory=dict)
     requests_from: str = "summaries"  # summaries | root spans | milestones
+    list_keys: list[str] = field(default_factory=list)  # request keys holding lists/objects only
 
 
 # ---- timestamps -----------------------------------------------------------------------------
@@ -167,7 +168,9 @@ def _drop_bad(
     return frame[~bad].reset_index(drop=True)
 
 
-def _requests_from_group(group: Group, skipped: SkipReport, kinds: dict[str, int]) -> pd.DataFrame:
+def _requests_from_group(
+    group: Group, skipped: SkipReport, kinds: dict[str, int], list_keys: set[str]
+) -> pd.DataFrame:
     """Type one group's raw rows into the requests frame contract (rows with bad values dropped)."""
     plan = group.plan
     n = len(group.rows)
@@ -211,7 +214,11 @@ def _requests_from_group(group: Group, skipped: SkipReport, kinds: dict[str, int
     )
     n_canon = len([f for f in group.fields if f in REQUEST_FIELDS])
     for key in group.fields[n_canon:]:
-        frame[key if key not in frame.columns else f"attr.{key}"] = scalars(cols[key])
+        column = scalars(cols[key])
+        if column.isna().all() and not all(v is None for v in cols[key]):
+            list_keys.add(key)  # lists/objects (e.g. predictions): not kept in the frame
+            continue
+        frame[key if key not in frame.columns else f"attr.{key}"] = column
     return _drop_bad(frame, bad, reason, skipped)
 
 
@@ -458,6 +465,7 @@ class FrameBuilder:
         self._spans: list[pd.DataFrame] = []
         self.ts_kinds: dict[str, int] = {}
         self.extra_skips = SkipReport()
+        self.list_keys: set[str] = set()
 
     def add(self, batch: Batch) -> None:
         with paused_gc():
@@ -466,7 +474,8 @@ class FrameBuilder:
     def _add(self, batch: Batch) -> None:
         skips, kinds = self.extra_skips, self.ts_kinds
         req = _in_log_order(
-            [_requests_from_group(g, skips, kinds) for g in batch.requests], batch.source_order
+            [_requests_from_group(g, skips, kinds, self.list_keys) for g in batch.requests],
+            batch.source_order,
         )
         if req is not None:
             self._requests.append(req)
@@ -507,6 +516,7 @@ class FrameBuilder:
             unit_guesses=guesses,
             ts_kinds=self.ts_kinds,
             requests_from=requests_from,
+            list_keys=sorted(self.list_keys),
         )
         _fill_versions(data)
         return data
