@@ -117,7 +117,7 @@ def test_table_output_sections_and_inert_values(run_cli, tmp_path, monkeypatch) 
     result = run_cli("slow", path, "--over", "45ms")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert "slowest requests (slow set: over 45 ms, 45.0 ms; 6 of 300 requests)" in out
+    assert "slowest requests on 2026-11-26; slow set: over 45 ms, 6 of 300 requests\n" in out
     assert "where the slow requests spend the extra time" in out
     assert "field values over-represented among slow requests" in out
     assert "h3\\x1b[2J[bold]" in out and "\x1b" not in out
@@ -153,3 +153,42 @@ def test_by_version_title_shows_versions_inert(run_cli, tmp_path, monkeypatch) -
     result = run_cli("slow", path, "--by-version", "--above", "p50", "--top", "1")
     assert result.exit_code == 0, result.stderr
     assert "v9\\x1b[31m" in result.stdout and "\x1b" not in result.stdout
+
+
+@pytest.fixture(scope="module")
+def simulated_misses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`mlobs simulate`: 2% of requests miss the feature cache and take the slow path (40-120 ms);
+    inference is constant so that the planted cause is the only source of slowness."""
+    from typer.testing import CliRunner
+
+    from mlobs_cli.cli import app
+
+    path = tmp_path_factory.mktemp("sim") / "sim.log"
+    result = CliRunner().invoke(app, [
+        "simulate", "--requests", "2000", "--seed", "3", "--slow-features", "0.02",
+        "--latency", "v2.0=const:60", "--latency", "v2.1=const:60", "--error-rate", "0",
+        "-o", str(path),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def test_simulated_slow_feature_path_is_found(run_cli, simulated_misses: Path) -> None:
+    doc = _json(run_cli("slow", simulated_misses, "--over", "90ms", "-f", "json"))
+    summaries = [x for x in map(json.loads, simulated_misses.read_text().splitlines())
+                 if x["event"] == "prediction"]  # fmt: skip
+    slow = [x for x in summaries if x["latency_ms"] > 90]
+    assert doc["slow_set"]["slow_requests"] == len(slow) > 10
+    assert all(x["feature_cache"] == "miss" for x in slow)  # the simulator planted them there
+    top = doc["attributes"][0]
+    misses = sum(1 for x in summaries if x["feature_cache"] == "miss")
+    assert (top["field"], top["value"], top["slow_count"]) == ("feature_cache", "miss", len(slow))
+    assert top["lift"] == pytest.approx(len(slow) / misses / (len(slow) / len(summaries)))
+    stage = doc["stages"][0]
+    assert stage["stage"] == "feature fetch" and stage["excess_share"] > 0.95
+    # the slowest row, pasted into explain, blames the feature fetch against its version's median
+    row = doc["rows"][0]
+    explained = _json(run_cli(*shlex.split(row["explain"])[1:], "-f", "json"))
+    fetch = explained["stages"][0]
+    assert fetch["name"] == "feature fetch" and explained["dominant_stage"] == "feature fetch"
+    assert fetch["duration_ms"] > 10 * fetch["version_median_ms"]

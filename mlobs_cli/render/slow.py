@@ -6,6 +6,7 @@ import math
 import sys
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.text import Text
 
@@ -46,12 +47,15 @@ def _value_text(value: Any) -> Text:
 
 def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> None:
     """Three sections: the slowest requests, stages slow vs rest, over-represented field values."""
+    stamps = [_short_ts(rec["ts"]) for rec in doc["rows"]]
+    days = {t[:10] for t in stamps if isinstance(t, str)}
+    one_day = len(days) == 1 and all(isinstance(t, str) for t in stamps)
     rows = []
-    for rec in doc["rows"]:
+    for rec, stamp in zip(doc["rows"], stamps, strict=True):
         status = rec["status"]
         rows.append(
             [
-                cell(_short_ts(rec["ts"])),
+                cell(stamp[11:].rstrip("Z") if one_day else stamp),
                 cell(
                     rec["request_id"] if rec["request_id"] is not None else rec["trace_id"], max_len=None
                 ),  # fmt: skip
@@ -64,16 +68,23 @@ def render_slow(report: SlowReport, doc: dict[str, Any], console: Console) -> No
                 else Text("error" if rec["error"] else "—", style="red" if rec["error"] else "dim"),
             ]
         )
+    rule = report.rule if report.rule.startswith("over") else f"{report.rule} = {_threshold_text(report)}"
     title = (
-        f"slowest requests (slow set: {report.rule}, {_threshold_text(report)}; "
-        f"{fmt_count(report.slow_requests)} of {fmt_count(report.requests)} requests)"
+        f"slowest requests{' on ' + next(iter(days)) if one_day else ''}; slow set: {rule}, "
+        f"{fmt_count(report.slow_requests)} of {fmt_count(report.requests)} requests"
     )
-    headers = ["time", "request id", "version", "latency", "rank", "dominant stage", "status"]
-    table = simple_table(title, headers, rows, numeric=(3, 4))
+    headers = ["time (UTC)", "request id", "version", "latency", "rank", "dominant stage", "status"]
+    table = simple_table(None, headers, rows, numeric=(3, 4))
+    console.print(Text(title, style="bold"))  # its own line: not wrapped at the table's width
     ids = [len(str(r["request_id"] or r["trace_id"] or "")) for r in doc["rows"]]
+    # a rule under the header only, one space between columns: the columns keep their room
+    table.box, table.padding, table.show_edge = box.SIMPLE_HEAD, (0, 0, 0, 1), False
     for column in table.columns:
         column.no_wrap = True
     table.columns[1].min_width = min(max(ids, default=10), 64)  # pasted into `mlobs explain`
+    for i in (3, 4):  # numbers are never cut
+        table.columns[i].min_width = max((len(r[i].plain if isinstance(r[i], Text) else r[i])
+                                          for r in rows), default=4)  # fmt: skip
     console.print(table)
     if doc["rows"] and doc["rows"][0]["explain"]:
         console.print(Text("explain one: ", style="dim") + cell(doc["rows"][0]["explain"],
