@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _frames import at, empty_spans, milestones_frame, requests_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from mlobs_cli.analysis.slow import (
     stage_comparison,
 )
 from mlobs_cli.analysis.timeline import percentile_rank, request_key, stage_durations
+from tests._frames import at, empty_spans, milestones_frame, requests_frame
 
 
 def simulated(n: int = 1500, seed: int = 7, slow_host: str | None = "h3", slow_version: str = ""):

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from _frames import (
-    at,
-    empty_milestones,
-    empty_requests,
-    empty_spans,
-    milestones_frame,
-    requests_frame,
-    spans_frame,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +20,15 @@ from mlobs_cli.analysis.timeline import (
     timeline_for,
 )
 from mlobs_cli.errors import NotFoundError
+from tests._frames import (
+    at,
+    empty_milestones,
+    empty_requests,
+    empty_spans,
+    milestones_frame,
+    requests_frame,
+    spans_frame,
+)
 
 MS = 1_000_000
 
@@ -301,6 +302,22 @@ def test_find_request_exact_prefix_trace_and_ambiguous() -> None:
     assert find_request(reqs, ms, sp, "0x4BF9") == ("abc-1", "4bf92f35")
     with pytest.raises(NotFoundError, match=r"ambiguous: 2 requests match: abc-1, abc-2"):
         find_request(reqs, ms, sp, "abc-")
-    with pytest.raises(NotFoundError, match=r"3 events searched") as info:
+    with pytest.raises(NotFoundError, match=r"in 3 events searched") as info:
         find_request(reqs, ms, sp, "zzz")
     assert info.value.exit_code == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 500, allow_nan=False), min_size=2, max_size=7), st.randoms())
+def test_milestone_stages_stay_ordered_and_add_up(times: list[float], rnd) -> None:
+    events = [f"e{i}" for i in range(len(times))]
+    ordered = sorted(times)
+    rows = [{"ts": at(t), "request_id": "r", "event": e, "model_version": "v"}
+            for t, e in zip(ordered, events, strict=True)]  # fmt: skip
+    rnd.shuffle(rows)  # the order of lines does not matter, only time (then line) does
+    out = milestone_stages(milestones_frame(rows))
+    assert (out["start"].diff().dropna() >= pd.Timedelta(0)).all()
+    assert out["duration_ms"].min() >= 0
+    first, last = at(ordered[0]), at(ordered[-1])
+    assert out["duration_ms"].sum() == pytest.approx((last - first) / pd.Timedelta(milliseconds=1))
+    assert len(out) == len(times) - 1

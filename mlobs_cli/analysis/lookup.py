@@ -7,70 +7,82 @@ for an id nothing starts with (saying how many events were searched) and for an 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import pandas as pd
 
 from mlobs_cli.errors import NotFoundError
 
 MAX_CANDIDATES_SHOWN = 10
+MAX_RESOLVED = 200  # prefix matches paired up with their request/trace id when no more than this
 Ident = tuple["str | None", "str | None"]
 
 
-def _ids(frames: list[pd.DataFrame], column: str) -> pd.Series:
-    parts = [f[column].astype(object).dropna() for f in frames if column in f and not f.empty]
+def _distinct(frames: list[pd.DataFrame], column: str) -> np.ndarray:
+    parts = [pd.unique(f[column].to_numpy(dtype=object)) for f in frames if column in f and len(f)]
     if not parts:
-        return pd.Series([], dtype=object)
-    return pd.Series(pd.unique(pd.concat(parts, ignore_index=True).astype(str)), dtype=object)
+        return np.array([], dtype=object)
+    values = pd.unique(np.concatenate(parts))
+    return np.array([v for v in values if isinstance(v, str)], dtype=object)
 
 
-def _pairs(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Distinct (request_id, trace_id) pairs logged together."""
-    parts = [
-        f[["request_id", "trace_id"]].astype(object)
-        for f in frames
-        if not f.empty and "request_id" in f and "trace_id" in f
-    ]
-    if not parts:
-        return pd.DataFrame({"request_id": [], "trace_id": []}, dtype=object)
-    pairs = pd.concat(parts, ignore_index=True).dropna()
-    return pairs.drop_duplicates()
+def _partner(frames: list[pd.DataFrame], column: str, value: str, other: str) -> str | None:
+    """The first `other` id logged on a row whose `column` is `value` (request id <-> trace id)."""
+    for f in frames:
+        if column in f and other in f and len(f):
+            hits = f.loc[f[column].to_numpy(dtype=object) == value, other].dropna()
+            if len(hits):
+                return str(hits.iloc[0])
+    return None
+
+
+def _has(frames: list[pd.DataFrame], column: str, value: str) -> bool:
+    return any(
+        bool((f[column].to_numpy(dtype=object) == value).any()) for f in frames if column in f and len(f)
+    )
 
 
 def find_request(
     requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame, query: str
 ) -> tuple[str | None, str | None]:
-    """Resolve `query` to `(request_id, trace_id)`; either may be None when never logged."""
+    """Resolve `query` to `(request_id, trace_id)`; either may be None when never logged.
+
+    An exact request id or trace id wins; otherwise ids starting with `query` are candidates (trace
+    ids compared in lowercase, without a `0x` prefix). Several candidates that are the same request
+    (its request id and its trace id) count once.
+    """
     frames = [requests, milestones, spans]
     q = query.strip()
     tq = q.lower().removeprefix("0x")
-    rids, tids = _ids(frames, "request_id"), _ids(frames, "trace_id")
-    pairs = _pairs(frames)
-    trace_of = pairs.drop_duplicates("request_id").set_index("request_id")["trace_id"]
-    rid_of = pairs.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
 
-    def resolve(rid_hits: list[str], tid_hits: list[str]) -> dict[str, Ident]:
+    def resolve(rid_hits: Iterable[str], tid_hits: Iterable[str]) -> dict[str, Ident]:
         found: dict[str, Ident] = {}
         for rid in rid_hits:
-            found[rid] = (rid, trace_of.get(rid))
+            found[rid] = (rid, _partner(frames, "request_id", rid, "trace_id"))
         for tid in tid_hits:
-            rid = rid_of.get(tid)
+            rid = _partner(frames, "trace_id", tid, "request_id")
             found.setdefault(rid if rid is not None else tid, (rid, tid))
         return found
 
-    exact = resolve([r for r in rids[rids == q]], [t for t in tids[tids == tq]])
-    if len(exact) == 1:
-        return next(iter(exact.values()))
-    if not exact and q:
-        matches = resolve(
-            list(rids[rids.str.startswith(q)]), list(tids[tids.str.startswith(tq)]) if tq else []
-        )
-    else:
-        matches = exact
+    matches = resolve(
+        [q] if q and _has(frames, "request_id", q) else [],
+        [tq] if tq and _has(frames, "trace_id", tq) else [],
+    )
+    if not matches and q:
+        rids, tids = _distinct(frames, "request_id"), _distinct(frames, "trace_id")
+        rid_hits = [r for r in rids if r.startswith(q)]
+        tid_hits = [t for t in tids if tq and t.startswith(tq)]
+        if len(rid_hits) + len(tid_hits) <= MAX_RESOLVED:
+            matches = resolve(rid_hits, tid_hits)
+        else:  # too many to pair up: name them as they are
+            matches = {x: (x, None) for x in rid_hits} | {x: (None, x) for x in tid_hits}
     if len(matches) == 1:
         return next(iter(matches.values()))
     searched = sum(len(f) for f in frames)
     if not matches:
         raise NotFoundError(
-            f"no request or trace id starts with {q!r} ({searched:,} events searched)",
+            f"no request or trace id starts with {q!r} in {searched:,} events searched",
             "check the id, or list candidates with `mlobs slow`",
         )
     names = sorted(matches)
@@ -104,6 +116,7 @@ def rows_of_request(
     ms = milestones[_match(milestones, request_id, trace_id)]
     sp = spans
     if not spans.empty:
-        traces = set(spans.loc[_match(spans, request_id, trace_id), "trace_id"].dropna())
-        sp = spans[spans["trace_id"].astype(object).isin(traces)]
+        own = _match(spans, request_id, trace_id)
+        traces = set(spans.loc[own, "trace_id"].dropna())
+        sp = spans[own | spans["trace_id"].astype(object).isin(traces)]
     return req, ms, sp

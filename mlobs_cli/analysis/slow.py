@@ -101,14 +101,27 @@ def stage_comparison(
     """
     cols = ["stage", "slow_requests", "rest_requests", "slow_median_ms", "rest_median_ms",
             "ratio", "slow_mean_ms", "rest_mean_ms", "excess_ms", "excess_share"]  # fmt: skip
-    flag = pd.Series(slow.to_numpy(), index=keys.to_numpy())
-    flag = flag[~flag.index.duplicated(keep="last")]
     n_slow, n_rest = int(slow.sum()), int((~slow).sum())
-    sub = stages[stages["request_id"].isin(flag.index)]
-    if sub.empty or n_slow == 0:
+    # integer codes throughout: request -> position among `keys` (last one wins), stage -> code
+    key_values = keys.to_numpy(dtype=object)
+    index = pd.Index(key_values[::-1]).drop_duplicates()
+    slow_of = slow.to_numpy(dtype=bool)[::-1][~pd.Index(key_values[::-1]).duplicated(keep="first")]
+    req_code = index.get_indexer(stages["request_id"].to_numpy(dtype=object))
+    keep = req_code >= 0
+    if not keep.any() or n_slow == 0:
         return pd.DataFrame(columns=cols)
-    per = sub.groupby(["request_id", "stage"], sort=False)["self_ms"].sum().reset_index()
-    per["slow"] = per["request_id"].map(flag).astype(bool)
+    stage_code, stage_values = pd.factorize(stages["stage"].to_numpy(dtype=object)[keep])
+    n_stages = max(len(stage_values), 1)
+    combined = req_code[keep].astype(np.int64) * n_stages + stage_code
+    per_request = pd.Series(stages["self_ms"].to_numpy()[keep]).groupby(combined).sum()
+    combos = per_request.index.to_numpy()
+    per = pd.DataFrame(
+        {
+            "stage": np.asarray(stage_values, dtype=object)[combos % n_stages],
+            "slow": slow_of[combos // n_stages],
+            "self_ms": per_request.to_numpy(),
+        }
+    )
     grouped = per.groupby(["stage", "slow"])["self_ms"]
     med = grouped.median().unstack()
     cnt = grouped.size().unstack(fill_value=0)

@@ -28,6 +28,8 @@ MILESTONE_STAGES: dict[tuple[str, str], str] = {
 ERROR_MILESTONES = frozenset({"inference_failed"})
 _PAIR_NAMES = {f"{a} -> {b}": name for (a, b), name in MILESTONE_STAGES.items()}
 _MS = 1_000_000  # nanoseconds per millisecond
+_NAT = np.iinfo(np.int64).min
+UNKNOWN = "unknown"
 
 STAGE_COLUMNS = [
     "request_id", "trace_id", "model_version", "stage", "origin", "start", "duration_ms",
@@ -72,45 +74,74 @@ def milestone_stages(milestones: pd.DataFrame) -> pd.DataFrame:
     """One row per gap between consecutive milestones of a request (vectorized, no Python loop).
 
     `request_id` is the request id, or the trace id when the milestone carried none. Self time
-    equals the duration: milestone stages do not overlap.
+    equals the duration: milestone stages do not overlap. Works on integer codes: one lexsort by
+    (request, time, source, line), and stage names resolved once per distinct event pair.
     """
     if milestones.empty:
         return _empty_stages()
-    m = milestones.assign(_key=request_key(milestones))
-    m = m[m["_key"].notna() & m["ts"].notna()]
-    sort_cols = ["_key", "ts"] + [c for c in ("source", "line") if c in m]
-    m = m.sort_values(sort_cols, kind="stable")
-    grouped = m.groupby("_key", sort=False)
-    next_event = grouped["event"].shift(-1)
-    next_ts = grouped["ts"].shift(-1)
-    version = _versions_by_key(m["_key"], m["model_version"])
-    has_next = next_event.notna().to_numpy()
-    m, next_event, next_ts = m[has_next], next_event[has_next], next_ts[has_next]
-    version = version[has_next]
-    pair = m["event"].astype(str) + " -> " + next_event.astype(str)
-    stage = pair.map(_PAIR_NAMES).fillna(pair).astype(object)
-    duration = (_ns(next_ts) - _ns(m["ts"])) / _MS
+    keys = request_key(milestones).to_numpy(dtype=object)
+    ts = _ns(milestones["ts"])
+    key_codes, key_values = pd.factorize(keys)
+    usable = (key_codes >= 0) & (ts != _NAT)
+    tiebreak = [milestones["line"].to_numpy()] if "line" in milestones else []
+    if "source" in milestones:
+        tiebreak.append(pd.factorize(milestones["source"].astype(object))[0])
+    order = np.lexsort((*tiebreak, ts, key_codes))
+    order = order[usable[order]]
+    k, t = key_codes[order], ts[order]
+    ev_codes, ev_values = pd.factorize(milestones["event"].astype(object).to_numpy()[order])
+    has_next = np.zeros(len(order), dtype=bool)
+    has_next[:-1] = (k[1:] == k[:-1]) & (ev_codes[1:] >= 0) & (ev_codes[:-1] >= 0)
+    here = np.flatnonzero(has_next)
+    n_ev = len(ev_values)
+    pair = ev_codes[here] * n_ev + ev_codes[here + 1]
+    pair_codes, pair_values = pd.factorize(pair)
+    names = np.array(
+        [stage_name(str(ev_values[p // n_ev]), str(ev_values[p % n_ev])) for p in pair_values],
+        dtype=object,
+    )
+    failing = np.isin(ev_values.astype(object), list(ERROR_MILESTONES))
+    v_codes, v_values = _version_codes(milestones["model_version"])
+    version = _first_known(k, v_codes[order], v_values)
+    duration = (t[here + 1] - t[here]) / _MS
     return pd.DataFrame(
         {
-            "request_id": m["_key"].to_numpy(dtype=object),
-            "trace_id": m["trace_id"].astype(object).to_numpy(),
-            "model_version": version.to_numpy(),
-            "stage": stage.to_numpy(),
+            "request_id": key_values.astype(object)[k[here]],
+            "trace_id": milestones["trace_id"].to_numpy(dtype=object)[order][here],
+            "model_version": pd.Categorical(version[here]),
+            "stage": names[pair_codes] if len(names) else np.array([], dtype=object),
             "origin": "milestone",
-            "start": m["ts"].dt.as_unit("ns").to_numpy(),
+            "start": pd.DatetimeIndex(t[here].view("datetime64[ns]"), tz="UTC"),
             "duration_ms": duration,
             "self_ms": duration,
-            "error": next_event.isin(ERROR_MILESTONES).to_numpy(),
+            "error": failing[ev_codes[here + 1]],
         }
-    ).astype({"model_version": "category", "start": "datetime64[ns, UTC]"})
+    )
+
+
+def _version_codes(versions: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1 = missing) and values of a version column, categorical or not."""
+    if isinstance(versions.dtype, pd.CategoricalDtype):
+        return versions.cat.codes.to_numpy(), np.asarray(versions.cat.categories, dtype=object)
+    codes, values = pd.factorize(versions.to_numpy(dtype=object))
+    return codes, np.asarray(values, dtype=object)
+
+
+def _first_known(group_codes: np.ndarray, v_codes: np.ndarray, v_values: np.ndarray) -> np.ndarray:
+    """Per row: the first known (not missing, not "unknown") version of the row's group."""
+    codes = v_codes.astype("float64")
+    codes[(v_codes < 0) | np.isin(v_codes, np.flatnonzero(v_values == UNKNOWN))] = np.nan
+    first = pd.Series(codes).groupby(group_codes).transform("first").to_numpy()
+    out = np.full(len(first), UNKNOWN, dtype=object)
+    ok = ~np.isnan(first)
+    out[ok] = v_values[first[ok].astype(np.int64)]
+    return out
 
 
 def _versions_by_key(keys: pd.Series, versions: pd.Series) -> pd.Series:
     """Per row: the first known (not "unknown") model version logged for the row's request."""
-    known = versions.astype(object)
-    known = known.where(known.notna() & (known != "unknown"))
-    first = known.groupby(keys.to_numpy(), sort=False).transform("first")
-    return first.fillna("unknown")
+    codes = pd.factorize(keys.to_numpy(dtype=object))[0]
+    return pd.Series(_first_known(codes, *_version_codes(versions)), index=keys.index)
 
 
 def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
@@ -136,8 +167,10 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
     parents = frame[["trace", "span", "start", "end", "row"]].rename(
         columns={"span": "parent", "start": "p_start", "end": "p_end", "row": "p_row"}
     )
+    parents = parents[parents["parent"].notna() & parents["trace"].notna()]
     parents = parents.drop_duplicates(["trace", "parent"])
-    kids = frame[frame["parent"].notna()].merge(parents, on=["trace", "parent"], how="inner")
+    kids = frame[frame["parent"].notna() & frame["trace"].notna()]
+    kids = kids.merge(parents, on=["trace", "parent"], how="inner")
     self_ns = (end - start).astype("float64")
     if not kids.empty:
         c_start = np.maximum(kids["start"].to_numpy(), kids["p_start"].to_numpy())
@@ -157,15 +190,18 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
 
 
 def _trace_keys(spans: pd.DataFrame, requests: pd.DataFrame | None) -> pd.Series:
-    """Per span: the request id of its trace (from any span of it, else from the requests frame)."""
+    """Per span: its request id, else the request id logged on another span of its trace, else the
+    one the requests frame gives that trace, else the trace id."""
     trace = spans["trace_id"].astype(object)
-    rid = spans["request_id"].astype(object)
-    per_trace = rid.groupby(trace.to_numpy(), sort=False).transform("first")
-    if requests is not None and not requests.empty and "trace_id" in requests:
-        req = requests[["trace_id", "request_id"]].astype(object).dropna()
-        lookup = req.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
-        per_trace = per_trace.where(per_trace.notna(), trace.map(lookup))
-    return per_trace.where(per_trace.notna(), trace)
+    key = spans["request_id"].astype(object)
+    if key.isna().any() and trace.notna().any():
+        per_trace = key.groupby(trace.to_numpy(), sort=False).transform("first")
+        key = key.where(key.notna(), per_trace)
+        if requests is not None and not requests.empty and "trace_id" in requests:
+            req = requests[["trace_id", "request_id"]].astype(object).dropna()
+            lookup = req.drop_duplicates("trace_id").set_index("trace_id")["request_id"]
+            key = key.where(key.notna(), trace.map(lookup))
+    return key.where(key.notna(), trace)
 
 
 def span_stages(spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -180,7 +216,7 @@ def span_stages(spans: pd.DataFrame, requests: pd.DataFrame | None = None) -> pd
             "model_version": _versions_by_key(keys, spans["model_version"]).to_numpy(),
             "stage": spans["name"].astype(object).to_numpy(),
             "origin": "span",
-            "start": spans["start"].dt.as_unit("ns").to_numpy(),
+            "start": spans["start"].dt.as_unit("ns").array,
             "duration_ms": spans["duration_ms"].to_numpy(dtype="float64"),
             "self_ms": span_self_ms(spans),
             "error": spans["error"].fillna(False).to_numpy(dtype=bool),
@@ -219,9 +255,7 @@ def stage_durations(
 def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
     """Median stage duration per (model_version, stage) over requests (repeats summed first)."""
     per_request = (
-        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)[
-            "duration_ms"
-        ]
+        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)["duration_ms"]
         .sum()
         .reset_index()
     )
@@ -283,9 +317,11 @@ class Timeline:
 
     @property
     def dominant(self) -> Stage | None:
-        """The stage with the most self time (the first one on ties)."""
+        """The stage with the most self time among those on the critical path (all stages when
+        none is on it); the first one on ties."""
         best = None
-        for stage in self.stages:
+        on_path = [s for s in self.stages if s.on_critical_path] or self.stages
+        for stage in on_path:
             if best is None or stage.self_ms > best.self_ms:
                 best = stage
         return best
@@ -305,11 +341,15 @@ def _milestone_timeline_stages(ms: pd.DataFrame) -> list[Stage]:
 def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
     self_ms = span_self_ms(sp)
     start, end = _ns(sp["start"]), _ns(sp["end"])
-    nodes = {}
+    ids: list[str] = []
+    nodes: dict[str, SpanNode] = {}
     for i, row in enumerate(sp.itertuples(index=False)):  # one request: a handful of spans
-        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
-        nodes[row.span_id] = SpanNode(row.span_id, parent, int(start[i]), int(end[i]),
-                                      str(row.kind or ""))  # fmt: skip
+        trace = row.trace_id if isinstance(row.trace_id, str) else ""
+        # spans are keyed within their trace; a stage line (no span id) is a span of its own
+        sid = f"{trace}/{row.span_id}" if isinstance(row.span_id, str) else f"#{i}"
+        parent = f"{trace}/{row.parent_span_id}" if isinstance(row.parent_span_id, str) else None
+        ids.append(sid)
+        nodes[sid] = SpanNode(sid, parent, int(start[i]), int(end[i]), str(row.kind or ""))
     on_path = {s.span_id for s in critical_path(nodes.values())}
 
     def depth_of(span_id: str) -> int:
@@ -321,6 +361,8 @@ def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
 
     out = []
     for i, row in enumerate(sp.itertuples(index=False)):
+        sid = ids[i]
+        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
         out.append(
             Stage(
                 str(row.name),
@@ -329,11 +371,11 @@ def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
                 int(end[i]),
                 float(row.duration_ms),
                 float(self_ms[i]),
-                row.span_id in on_path,
+                sid in on_path,
                 bool(row.error),
-                depth_of(row.span_id),
-                row.span_id,
-                nodes[row.span_id].parent_id,
+                depth_of(sid),
+                row.span_id if isinstance(row.span_id, str) else None,
+                parent,
             )  # fmt: skip
         )
     return out
@@ -421,3 +463,27 @@ def _first(req: pd.DataFrame, ms: pd.DataFrame, sp: pd.DataFrame, col: str) -> s
         if not values.empty:
             return str(values.iloc[0])
     return None
+
+
+def add_version_context(
+    tl: Timeline, requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame
+) -> None:
+    """Set the request's latency percentile rank within its model version, and each stage's median
+    duration over that version's requests (only that version's rows are framed into stages)."""
+    version = tl.model_version
+    same = requests[requests["model_version"].astype(object) == version]
+    if tl.latency_ms is not None and not same.empty:
+        tl.percentile_rank = percentile_rank(same["latency_ms"].to_numpy(), tl.latency_ms)
+    ms = milestones[milestones["model_version"].astype(object).isin([version, "unknown"])]
+    sp = spans
+    if not spans.empty:
+        traces = set(spans.loc[spans["model_version"].astype(object) == version, "trace_id"])
+        traces |= set(same["trace_id"].dropna())
+        sp = spans[spans["trace_id"].isin(traces)]
+    stages = stage_durations(ms, sp, same)
+    stages = stages[stages["model_version"].astype(object) == version]
+    if stages.empty:
+        return
+    medians = stage_medians(stages).set_index("stage")["median_ms"].to_dict()
+    for stage in tl.stages:
+        stage.version_median_ms = medians.get(stage.name)
