@@ -304,3 +304,14 @@ def test_score_sign_follows_the_side_of_the_median(neighbours, x):
     z = modified_z(values[-1:], med[-1:], mad[-1:], meanad[-1:])[0]
     assert np.sign(z) == np.sign(x - med[-1]) or (x == med[-1] and z == 0)
     assert med[-1] == np.median(neighbours)
+
+
+def test_binomial_and_poisson_tails_against_direct_sums():
+    from mlobs_cli.analysis.spike_confirm import binomial_sf, poisson_cdf
+
+    for k, n, p in [(0, 10, 0.3), (3, 10, 0.3), (10, 10, 0.3), (13, 361, 0.01), (5, 40, 0.0)]:
+        direct = sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+        assert binomial_sf(k, n, p) == pytest.approx(direct, rel=1e-9, abs=1e-300)
+    for k, lam in [(0, 2.5), (4, 2.5), (30, 12.0)]:
+        direct = sum(math.exp(-lam) * lam**j / math.factorial(j) for j in range(k + 1))
+        assert poisson_cdf(k, lam) == pytest.approx(direct, rel=1e-9)
