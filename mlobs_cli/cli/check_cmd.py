@@ -184,15 +184,18 @@ def _plan(assert_, require, baseline, baseline_file, max_regression, allow_missi
 def _run(plan, sources, *, fmt, strict, field, config, junit, started) -> None:
     from mlobs_cli.analysis.checks import evaluate
     from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.hygiene import tidy_dataset
     from mlobs_cli.render import check as render
     from mlobs_cli.render import ci
     from mlobs_cli.render.machine import markdown_table, write_csv, write_json, write_ndjson
     from mlobs_cli.terminal import warn
 
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     base_data = None
     if plan.baseline_file:
-        base_data = load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
+        base_data = tidy_dataset(
+            load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
+        )
     report = evaluate(
         plan.rules,
         data.requests,

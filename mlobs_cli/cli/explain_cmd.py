@@ -45,7 +45,9 @@ def explain(
 
     if fmt not in (OutputFormat.table, OutputFormat.json):
         raise UsageError(f"explain supports --format table or json, not {fmt.value}")
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     rid, tid = find_request(data.requests, data.milestones, data.spans, request_id)
     tl = timeline_for(data.requests, data.milestones, data.spans, rid, tid)
     add_version_context(tl, data.requests, data.milestones, data.spans)

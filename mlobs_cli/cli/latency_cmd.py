@@ -159,8 +159,9 @@ def latency(
     keys = group_keys(by)
 
     from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.hygiene import tidy_dataset
 
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     run_and_render(
         data,
         keys=keys,

@@ -107,7 +107,9 @@ def slow(
         from mlobs_cli.analysis.where import parse_where
 
         expr = parse_where(where)
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     requests = select_requests(data.requests, where=expr)
     stages = stage_durations(data.milestones, data.spans, requests)
     report = slow_report(requests, stages, top=top, over_ms=over_ms, above=q, by_version=by_version)
