@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from mlobs_cli.cli.app import app, quiet_broken_pipe
+from mlobs_cli.cli.app import app, finish_stdout, quiet_broken_pipe
 
 # Command modules: importing one registers its command.
 from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
@@ -32,6 +32,13 @@ def main() -> None:
     except BrokenPipeError:
         quiet_broken_pipe()
         sys.exit(0)
+    except SystemExit as done:
+        # Output still buffered is written here: a closed pipe or a full disk must end as quietly
+        # (or as clearly) as the same failure during the command, never as "Exception ignored".
+        failed = finish_stdout()
+        if failed is not None and not done.code:
+            sys.exit(failed)
+        raise
 
 
 __all__ = ["app", "main"]
