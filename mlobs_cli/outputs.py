@@ -35,8 +35,11 @@ def _existing_kind(target: Path) -> int | None:
 
 
 @contextmanager
-def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
-    """Yield a binary file whose content lands at `path` only if the block completes."""
+def atomic_output(path: Path | str, *, make_parents: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file whose content lands at `path` only if the block completes.
+
+    `make_parents` creates missing folders first (report paths like `reports/junit.xml`).
+    """
     target = Path(path)
     mode = _existing_kind(target)
     if mode is not None and stat.S_ISDIR(mode):
@@ -55,7 +58,8 @@ def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
     if blocker is not None and not blocker.is_dir():
         raise InputError(f"cannot write {target}: {blocker} is not a folder")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if make_parents:
+            parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{real.name}.", suffix=".tmp")
     except OSError as exc:
         raise _fail(target, exc) from None

@@ -73,7 +73,7 @@ def interrupted() -> dict[str, tuple[int, str]]:
     procs = {name: _mlobs(*_argv(name), stdin=subprocess.PIPE) for name in READING}
     chunk = SAMPLE.read_bytes()[: 1 << 20]
     results = {}
-    for name, proc in procs.items():
+    for _name, proc in procs.items():
         assert proc.stdin is not None
         proc.stdin.write(chunk)  # returns once the command has read most of it: it is reading now
         proc.stdin.flush()

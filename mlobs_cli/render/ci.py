@@ -139,7 +139,7 @@ def junit_tree(report: CheckReport, *, elapsed_s: float = 0.0) -> ET.ElementTree
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` all or nothing (see `mlobs_cli.outputs.atomic_output`)."""
-    with atomic_output(path) as fh:
+    with atomic_output(path, make_parents=True) as fh:
         fh.write(data)
 
 
