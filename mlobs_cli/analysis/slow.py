@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlobs_cli.analysis.timeline import request_key
+from mlobs_cli.analysis.timeline import is_outlier, per_request_stages, request_key, stage_medians
 
 DEFAULT_ABOVE = 99.0  # the slow set when neither --over nor --above is given
 MAX_DISTINCT = 20  # a field with more distinct values than this is not compared by value
@@ -78,13 +78,25 @@ def slow_mask(
 
 
 def dominant_stages(stages: pd.DataFrame, keys: pd.Series | None = None) -> pd.Series:
-    """Per request key: the stage with the most self time (a repeated stage's times summed)."""
-    if keys is not None:
-        stages = stages[stages["request_id"].isin(keys)]
+    """Per request key: the stage that made it slow, as `mlobs explain` picks it (without the
+    critical path, which needs the span tree): the outlier stage (self time at least 1.5x its
+    version's median self time) with the most time over that median, else the stage with the most
+    self time. Medians come from all of `stages`; a repeated stage's times are summed."""
     if stages.empty:
         return pd.Series([], dtype=object)
-    per = stages.groupby(["request_id", "stage"], sort=False)["self_ms"].sum().reset_index()
-    per = per.sort_values("self_ms", ascending=False, kind="stable")
+    per = per_request_stages(stages)
+    medians = stage_medians(stages)[["model_version", "stage", "self_median_ms"]]
+    if keys is not None:
+        per = per[per["request_id"].isin(pd.unique(keys.to_numpy(dtype=object)))]
+    if per.empty:
+        return pd.Series([], dtype=object)
+    per = per.merge(medians, on=["model_version", "stage"], how="left")
+    self_ms, median = per["self_ms"].to_numpy(), per["self_median_ms"].to_numpy()
+    outlier = is_outlier(self_ms, median) & ~np.isnan(median)
+    # outliers first (by excess over the median), then the rest (by self time)
+    per["_rank"] = np.where(outlier, 1.0, 0.0)
+    per["_score"] = np.where(outlier, self_ms - np.nan_to_num(median), self_ms)
+    per = per.sort_values(["_rank", "_score"], ascending=False, kind="stable")
     per = per.drop_duplicates("request_id")
     return per.set_index("request_id")["stage"]
 

@@ -30,6 +30,7 @@ _PAIR_NAMES = {f"{a} -> {b}": name for (a, b), name in MILESTONE_STAGES.items()}
 _MS = 1_000_000  # nanoseconds per millisecond
 _NAT = np.iinfo(np.int64).min
 UNKNOWN = "unknown"
+OUTLIER_RATIO = 1.5  # a stage this many times its version's median self time is an outlier
 
 STAGE_COLUMNS = [
     "request_id", "trace_id", "model_version", "stage", "origin", "start", "duration_ms",
@@ -252,18 +253,60 @@ def stage_durations(
     return out[STAGE_COLUMNS]
 
 
-def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
-    """Median stage duration per (model_version, stage) over requests (repeats summed first)."""
-    per_request = (
-        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)["duration_ms"]
+def per_request_stages(stages: pd.DataFrame) -> pd.DataFrame:
+    """Stage times summed per (request, model version, stage): a repeated stage counts once, with
+    its durations and self times added (integer-coded groupby)."""
+    r_codes, r_values = pd.factorize(stages["request_id"].to_numpy(dtype=object))
+    s_codes, s_values = pd.factorize(stages["stage"].to_numpy(dtype=object))
+    v_codes, v_values = _version_codes(stages["model_version"])
+    v_values = np.append(v_values, UNKNOWN).astype(object)  # code -1 (missing) -> "unknown"
+    sums = (
+        pd.DataFrame(
+            {
+                "r": r_codes,
+                "s": s_codes,
+                "v": v_codes,
+                "duration_ms": stages["duration_ms"].to_numpy(),
+                "self_ms": stages["self_ms"].to_numpy(),
+            }
+        )  # fmt: skip
+        .groupby(["r", "s", "v"], sort=False)[["duration_ms", "self_ms"]]
         .sum()
         .reset_index()
     )
+    return pd.DataFrame(
+        {
+            "request_id": np.asarray(r_values, dtype=object)[sums["r"].to_numpy()],
+            "model_version": v_values[sums["v"].to_numpy()],
+            "stage": np.asarray(s_values, dtype=object)[sums["s"].to_numpy()],
+            "duration_ms": sums["duration_ms"].to_numpy(),
+            "self_ms": sums["self_ms"].to_numpy(),
+        }
+    )
+
+
+def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per (model_version, stage) over requests (repeats summed first): the median duration
+    (`median_ms`), the median self time (`self_median_ms`) and how many requests had the stage."""
+    per = per_request_stages(stages)
     return (
-        per_request.groupby(["model_version", "stage"], observed=True)["duration_ms"]
-        .agg(median_ms="median", requests="size")
+        per.groupby(["model_version", "stage"], sort=True)
+        .agg(
+            median_ms=("duration_ms", "median"),
+            self_median_ms=("self_ms", "median"),
+            requests=("duration_ms", "size"),
+        )
         .reset_index()
     )
+
+
+def is_outlier(self_ms: Any, self_median_ms: Any) -> Any:
+    """A stage is an outlier when its self time exceeds its version's median self time by at least
+    OUTLIER_RATIO times (works on scalars and arrays)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (self_ms > self_median_ms) & (
+            (self_median_ms <= 0) | (self_ms >= OUTLIER_RATIO * self_median_ms)
+        )
 
 
 def percentile_rank(values: Iterable[float], value: float) -> float:
@@ -291,6 +334,7 @@ class Stage:
     span_id: str | None = None
     parent_span_id: str | None = None
     version_median_ms: float | None = None
+    version_self_median_ms: float | None = None
 
 
 @dataclass
@@ -317,14 +361,26 @@ class Timeline:
 
     @property
     def dominant(self) -> Stage | None:
-        """The stage with the most self time among those on the critical path (all stages when
-        none is on it); the first one on ties."""
-        best = None
+        """The stage that made this request slow, among those on the critical path (all stages
+        when none is on it): the outlier (see `is_outlier`) with the most self time over its
+        version's median; when no stage is an outlier, the stage with the most self time. The
+        first one wins ties."""
         on_path = [s for s in self.stages if s.on_critical_path] or self.stages
-        for stage in on_path:
-            if best is None or stage.self_ms > best.self_ms:
-                best = stage
-        return best
+        outliers = [
+            s for s in on_path
+            if s.version_self_median_ms is not None and is_outlier(s.self_ms, s.version_self_median_ms)
+        ]  # fmt: skip
+        if outliers:
+            return max(outliers, key=lambda s: s.self_ms - (s.version_self_median_ms or 0.0))
+        return max(on_path, key=lambda s: s.self_ms, default=None)
+
+    def dominant_is_outlier(self) -> bool:
+        stage = self.dominant
+        return bool(
+            stage is not None
+            and stage.version_self_median_ms is not None
+            and is_outlier(stage.self_ms, stage.version_self_median_ms)
+        )
 
 
 def _milestone_timeline_stages(ms: pd.DataFrame) -> list[Stage]:
@@ -484,6 +540,8 @@ def add_version_context(
     stages = stages[stages["model_version"].astype(object) == version]
     if stages.empty:
         return
-    medians = stage_medians(stages).set_index("stage")["median_ms"].to_dict()
+    medians = stage_medians(stages).set_index("stage")
+    duration, self_time = medians["median_ms"].to_dict(), medians["self_median_ms"].to_dict()
     for stage in tl.stages:
-        stage.version_median_ms = medians.get(stage.name)
+        stage.version_median_ms = duration.get(stage.name)
+        stage.version_self_median_ms = self_time.get(stage.name)
