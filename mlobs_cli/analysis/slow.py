@@ -215,6 +215,26 @@ def attribute_lift(
     return out[cols].reset_index(drop=True)
 
 
+def with_span_attributes(requests: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """`requests` plus the attributes of each request's root span (joined on trace id) as extra
+    columns, for requests that came from traces; keys the requests already have are left alone."""
+    if spans.empty or "trace_id" not in requests or requests["trace_id"].isna().all():
+        return requests
+    roots = spans[spans["parent_span_id"].isna() & spans["trace_id"].notna()]
+    roots = roots[roots["trace_id"].isin(pd.unique(requests["trace_id"].dropna().to_numpy(dtype=object)))]
+    roots = roots.drop_duplicates("trace_id")
+    if roots.empty:
+        return requests
+    records = [a if isinstance(a, dict) else {} for a in roots["attrs"]]
+    attrs = pd.DataFrame.from_records(records, index=roots["trace_id"].to_numpy(dtype=object))
+    new = [c for c in attrs.columns if c not in requests.columns and c not in NOT_ATTRIBUTES]
+    if not new:
+        return requests
+    aligned = attrs[new].reindex(requests["trace_id"].to_numpy(dtype=object))
+    aligned.index = requests.index
+    return pd.concat([requests, aligned], axis=1)
+
+
 def _missing(value: Any) -> bool:
     try:
         return value is None or bool(pd.isna(value))
