@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import Annotated, Any, Optional
@@ -70,9 +71,7 @@ def latency(
     ] = None,
     every: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(
-            "--every", help="Add a time bucket of this width: 10s, 1m, 5m, 1h.", show_default=False
-        ),
+        typer.Option("--every", help="Add a time bucket of this width: 10s, 1m, 5m, 1h.", show_default=False),
     ] = None,
     since: Annotated[
         Optional[str],  # noqa: UP045
@@ -116,8 +115,7 @@ def latency(
         StatusChoice,
         typer.Option(
             "--status",
-            help="Which requests feed the latency columns; counts and error "
-            "rates always include all.",
+            help="Which requests feed the latency columns; counts and error rates always include all.",
             case_sensitive=False,
         ),
     ] = StatusChoice.all,
@@ -197,23 +195,21 @@ def run_and_render(
     plot: bool,
 ) -> None:
     """Select, compute and print; exit 1 when nothing matched."""
-    from mlobs_cli.analysis.latency import compare_to_baseline, latency_table, stage_metric
+    from mlobs_cli.analysis.baseline import compare_to_baseline
+    from mlobs_cli.analysis.latency import latency_table, stage_metric
     from mlobs_cli.analysis.selection import select_requests
     from mlobs_cli.terminal import warn
 
     requests = data.requests
     if metric not in requests.columns:
-        requests = requests.assign(**{metric: stage_metric(requests, data.spans, metric)})
+        stages, name_col = _stages(data)
+        requests = requests.assign(**{metric: stage_metric(requests, stages, metric, name_col=name_col)})
     requests = select_requests(requests, since=since, until=until, where=where)
-    table = latency_table(
-        requests, by=keys, percentiles=qs, metric=metric, every=every, status=status
-    )
+    table = latency_table(requests, by=keys, percentiles=qs, metric=metric, every=every, status=status)
     table.attrs["every"] = every
+    table.attrs["filtered"] = where is not None or since is not None or until is not None
     if table.attrs.get("unbucketed"):
-        warn(
-            f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every "
-            "buckets"
-        )
+        warn(f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every buckets")
     if baseline is not None:
         versions = sorted({str(v) for v in table[VERSION]})
         if baseline not in versions:
@@ -236,6 +232,15 @@ def run_and_render(
     if table.empty:
         warn("no requests matched")
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _stages(data: Any) -> tuple[Any, str]:
+    """Stage durations of every request: the timeline's (milestone gaps and spans), else the spans."""
+    try:
+        from mlobs_cli.analysis.timeline import stage_durations
+    except ImportError:  # the timeline module is not merged yet: spans and stage lines only
+        return data.spans, "name"
+    return stage_durations(data.milestones, data.spans, data.requests), "stage"
 
 
 def render(
@@ -272,10 +277,15 @@ def render(
     from mlobs_cli.render.console import make_console
 
     console = make_console()
-    console.print(rl.latency_renderable(table, qs, title=title, regression=threshold))
+    shown = rl.latency_renderable(table, qs, title=title, regression=threshold)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # Piped or redirected: never truncate numbers to a guessed 80 columns.
+        wide = console.options.update(max_width=10_000)
+        needed = console.measure(shown.renderables[0], options=wide).maximum
+        if needed > console.width:
+            console = make_console(width=needed)
+    console.print(shown)
     if plot:
         from mlobs_cli.render.latency_plot import plot_latency
 
-        console.print(
-            plot_latency(table, requests, qs=qs, metric=metric, status=status, width=console.width)
-        )
+        console.print(plot_latency(table, requests, qs=qs, metric=metric, status=status, width=console.width))

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from rich.console import Console, Group
+from rich import box
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -77,6 +78,14 @@ def _fmt_num(value: Any, digits: int = 1) -> str:
     return f"{v:,.{digits}f}"
 
 
+def _fmt_ms(value: Any) -> str:
+    """Compact ms for the table: 1 decimal below 100 ms, whole ms above (exact values in json)."""
+    v = plain_value(value)
+    if v is None:
+        return "—"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
 def _fmt_rate(value: Any) -> str:
     v = plain_value(value)
     if v is None:
@@ -104,7 +113,17 @@ def _change_text(value: Any, col: str, regressed: bool, regression: float) -> Te
         style = "green"
     else:
         style = "dim"
-    return Text(" " + text, style=style)
+    return Text(text, style=style)
+
+
+def _bucket_format(table: pd.DataFrame) -> tuple[str, str]:
+    """strftime for bucket cells, and a note for the title (the day when all buckets share it)."""
+    if BUCKET not in table.columns or table.empty:
+        return "%Y-%m-%d %H:%M:%S", ""
+    days = table[BUCKET].dt.normalize().unique()
+    if len(days) == 1:
+        return "%H:%M:%S", f" on {pd.Timestamp(days[0]).strftime('%Y-%m-%d')} (UTC)"
+    return "%m-%d %H:%M:%S", " (UTC)"
 
 
 def latency_renderable(
@@ -115,29 +134,35 @@ def latency_renderable(
     caption: str | None = None,
     regression: float = 0.10,
 ) -> Group:
-    """The rich table (and a footnote when some percentile rests on too few samples)."""
+    """The rich table (and a footnote when some percentile rests on too few samples).
+
+    Compact enough for 80 columns: latencies in ms (said once, in the title), no vertical rules;
+    with a baseline each changed cell gets a second line with the change, red when it regressed.
+    """
     keys = key_columns(table)
     pcols = [percentile_key(q) for q in percentiles]
     flags = low_sample(table, percentiles)
     has_base = "regressions" in table.columns
+    time_fmt, day_note = _bucket_format(table)
     grid = Table(
-        title=title,
+        title=f"{title}{day_note}; latencies in ms",
         title_justify="left",
         header_style="bold",
         caption=caption,
         caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
     )
     for key in keys:
-        grid.add_column("bucket (UTC)" if key == BUCKET else key, no_wrap=key in (VERSION, BUCKET))
-    headers = [
-        "requests",
-        "req/s",
-        "errors",
-        "error %",
-        "mean ms",
-        *(c[:-3] + " ms" for c in pcols),
-        "max ms",
-    ]
+        if key == BUCKET:
+            grid.add_column("bucket", no_wrap=True, min_width=8)
+        else:
+            longest = int(table[key].astype(str).str.len().max()) if len(table) else 4
+            name = "version" if key == VERSION else key
+            grid.add_column(name, overflow="fold", min_width=min(max(longest, len(name)), 24))
+    headers = ["requests", "req/s", "errors", "mean", *(c[:-3] for c in pcols), "max"]
     for h in headers:
         grid.add_column(h, justify="right", no_wrap=True)
     flagged_any: set[str] = set()
@@ -147,32 +172,32 @@ def latency_renderable(
         for key in keys:
             value = row[key]
             if key == BUCKET:
-                cells.append(Text(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")))
+                cells.append(Text(pd.Timestamp(value).strftime(time_fmt)))
             else:
                 cells.append(cell(value, style="bold cyan" if key == VERSION else None))
         cells.append(Text(fmt_count(row["requests"])))
         cells.append(Text(_fmt_rate(row["rate_per_s"])))
-        cells.append(Text(fmt_count(row["errors"]), style="red" if row["errors"] else ""))
-        err = Text(fmt_pct(row["error_rate"]))
+        err = Text(
+            f"{fmt_count(row['errors'])} ({fmt_pct(row['error_rate'], 1)})",
+            style="red" if row["errors"] else "",
+        )
         if has_base:
-            err.append_text(
-                _change_text(
-                    row.get("error_rate_change"),
-                    "error_rate",
-                    "error_rate" in regressions,
-                    regression,
-                )
+            change = _change_text(
+                row.get("error_rate_change"), "error_rate", "error_rate" in regressions, regression
             )
+            if change:
+                err.append("\n").append_text(change)
         cells.append(err)
         for col in ("mean_ms", *pcols, "max_ms"):
             low = col in pcols and bool(flags.at[table.index[i], col])
-            text = Text(_fmt_num(row[col]) + ("*" if low else ""), style="dim" if low else "")
-            if low and row[col] == row[col]:
+            missing = plain_value(row[col]) is None
+            text = Text(_fmt_ms(row[col]) + ("*" if low and not missing else ""), style="dim" if low else "")
+            if low and not missing:
                 flagged_any.add(col)
             if has_base:
-                text.append_text(
-                    _change_text(row.get(f"{col}_change"), col, col in regressions, regression)
-                )
+                change = _change_text(row.get(f"{col}_change"), col, col in regressions, regression)
+                if change:
+                    text.append("\n").append_text(change)
             cells.append(text)
         grid.add_row(*cells)
     parts: list[Any] = [grid]
@@ -184,54 +209,73 @@ def latency_renderable(
         )
         parts.append(
             Text(
-                f"* too few samples for this percentile ({needs}): it is close to the "
-                "maximum, read it with care",
+                f"* fewer samples than the percentile needs ({needs}): it is close to the "
+                "maximum; read it with care",
+                style="dim",
+            )
+        )
+    if has_base:
+        parts.append(
+            Text(
+                f"changes against {table.attrs.get('baseline', 'the baseline')}: latencies relative, "
+                f"error rate in percentage points; red = worse by more than {regression:.0%}",
                 style="dim",
             )
         )
     return Group(*parts)
 
 
-def markdown_document(
-    table: pd.DataFrame, percentiles: list[float], *, title: str | None = None
-) -> str:
-    """A Markdown table to paste in a pull request (flagged percentiles marked with *)."""
+def markdown_document(table: pd.DataFrame, percentiles: list[float], *, title: str | None = None) -> str:
+    """A Markdown table to paste in a pull request: version first, numbers right-aligned, ms with
+    two decimals, percentiles from too few samples marked with `*`."""
     rows = machine_rows(table, percentiles)
     flags = low_sample(table, percentiles)
     pcols = [percentile_key(q) for q in percentiles]
+    keys = key_columns(table)
+    columns = keys + value_columns(table, percentiles)
     shown: list[dict[str, Any]] = []
-    any_flag = False
+    flagged: set[str] = set()
     for i, row in enumerate(rows):
         out: dict[str, Any] = {}
-        for key, value in row.items():
-            if key in ("error_rate",):
+        for key in columns:
+            value = row[key]
+            if key in keys:
+                out[key] = value
+            elif value is None:
+                out[key] = ""
+            elif key == "error_rate":
                 out[key] = fmt_pct(value)
             elif key.endswith("_change"):
                 out[key] = _fmt_change(value, points=key == "error_rate_change")
             elif key == "regressions":
-                out[key] = ", ".join(value or [])
+                out[key] = ", ".join(value)
             elif key.endswith("_ms"):
-                mark = key in pcols and bool(flags.at[table.index[i], key]) and value is not None
-                any_flag |= mark
-                out[key] = _fmt_num(value, 2) + ("*" if mark else "") if value is not None else ""
+                mark = key in pcols and bool(flags.at[table.index[i], key])
+                if mark:
+                    flagged.add(key)
+                out[key] = _fmt_num(value, 2) + ("†" if mark else "")
             elif key == "rate_per_s":
-                out[key] = _fmt_rate(value) if value is not None else ""
+                out[key] = _fmt_rate(value)
             else:
-                out[key] = value
+                out[key] = fmt_count(value)
         shown.append(out)
-    text = (f"**{title}**\n\n" if title else "") + markdown_table(
-        shown, columns=list(rows[0]) if rows else key_columns(table) + list(STAT_COLUMNS)
-    )
-    if any_flag:
-        text += (
-            "\n\\* fewer samples than this percentile needs (p99 needs 100): close to the max.\n"
+    if "regressions" in columns:  # fold each change into its cell; bold when it regressed
+        for out, row in zip(shown, rows):
+            for key in [c for c in columns if c.endswith("_change")]:
+                base = key.removesuffix("_change")
+                if out[key]:
+                    cell_text = f"{out[base]} ({out[key]})"
+                    out[base] = f"**{cell_text}**" if base in (row["regressions"] or []) else cell_text
+        columns = [c for c in columns if not c.endswith("_change")]
+    lines = markdown_table(shown, columns=columns).split("\n")
+    lines[1] = "|" + "|".join("---" if c in keys or c == "regressions" else "---:" for c in columns) + "|"
+    text = (f"**{title}**\n\n" if title else "") + "\n".join(lines)
+    if flagged:
+        needs = ", ".join(
+            f"{c[:-3]} needs {min_samples(q):,}" for q, c in zip(percentiles, pcols) if c in flagged
         )
+        text += f"\n† fewer samples than the percentile needs ({needs}): close to the maximum.\n"
     return text
-
-
-def print_table(console: Console, renderable: Any) -> None:
-    """Print a renderable; kept tiny so the command module stays free of rich details."""
-    console.print(renderable)
 
 
 def describe(table: pd.DataFrame, attrs: Mapping[str, Any]) -> str:
@@ -240,6 +284,8 @@ def describe(table: pd.DataFrame, attrs: Mapping[str, Any]) -> str:
     status = attrs.get("status", "all")
     keys = [k for k in key_columns(table) if k != BUCKET]
     what = {"all": "all requests", "ok": "successful requests", "error": "failed requests"}[status]
+    if attrs.get("filtered"):
+        what = "the selected " + what.removeprefix("all ")
     by = " and ".join(keys) if keys else "everything"
     every = f", every {attrs['every']}" if attrs.get("every") else ""
     return f"{metric} of {what} by {by}{every}"

@@ -51,9 +51,7 @@ def _over_time(table: pd.DataFrame, *, qs: list[float], width: int) -> Group:
         labels = (first.strftime("%m-%d %H:%M"), last.strftime("%m-%d %H:%M"))
     x = starts.to_numpy(dtype="datetime64[ns]").view(np.int64) / 1e9
     extra_keys = [
-        c
-        for c in table.columns[: list(table.columns).index("requests")]
-        if c not in (BUCKET, VERSION)
+        c for c in table.columns[: list(table.columns).index("requests")] if c not in (BUCKET, VERSION)
     ]
     names = table[[VERSION, *extra_keys]].astype(str).agg(" ".join, axis=1).to_numpy()
     for q in _chart_percentiles(qs):
@@ -61,9 +59,7 @@ def _over_time(table: pd.DataFrame, *, qs: list[float], width: int) -> Group:
         series: dict[str, list[tuple[float, float]]] = {}
         for name, xi, yi in zip(names, x, table[col].to_numpy(dtype=float), strict=True):
             series.setdefault(name, []).append((float(xi), float(yi)))
-        charts.append(
-            line_chart(series, width=width, title=f"{col[:-3]} per bucket (UTC)", x_labels=labels)
-        )
+        charts.append(line_chart(series, width=width, title=f"{col[:-3]} per bucket (UTC)", x_labels=labels))
     return Group(*charts)
 
 
