@@ -255,25 +255,21 @@ def stage_durations(
 
 def per_request_stages(stages: pd.DataFrame) -> pd.DataFrame:
     """Stage times summed per (request, model version, stage): a repeated stage counts once, with
-    its durations and self times added (integer-coded groupby)."""
+    its durations and self times added (integer-coded groupby). Needs `request_id`, `stage` and
+    `self_ms`; a missing `model_version` counts as "unknown", a missing `duration_ms` as self time."""
     r_codes, r_values = pd.factorize(stages["request_id"].to_numpy(dtype=object))
     s_codes, s_values = pd.factorize(stages["stage"].to_numpy(dtype=object))
-    v_codes, v_values = _version_codes(stages["model_version"])
+    if "model_version" in stages:
+        v_codes, v_values = _version_codes(stages["model_version"])
+    else:  # a minimal frame (request_id, stage, self_ms) from another module
+        v_codes, v_values = np.full(len(stages), -1), np.array([], dtype=object)
     v_values = np.append(v_values, UNKNOWN).astype(object)  # code -1 (missing) -> "unknown"
-    sums = (
-        pd.DataFrame(
-            {
-                "r": r_codes,
-                "s": s_codes,
-                "v": v_codes,
-                "duration_ms": stages["duration_ms"].to_numpy(),
-                "self_ms": stages["self_ms"].to_numpy(),
-            }
-        )  # fmt: skip
-        .groupby(["r", "s", "v"], sort=False)[["duration_ms", "self_ms"]]
-        .sum()
-        .reset_index()
+    self_ms = stages["self_ms"].to_numpy()
+    duration = stages["duration_ms"].to_numpy() if "duration_ms" in stages else self_ms
+    frame = pd.DataFrame(
+        {"r": r_codes, "s": s_codes, "v": v_codes, "duration_ms": duration, "self_ms": self_ms}
     )
+    sums = frame.groupby(["r", "s", "v"], sort=False)[["duration_ms", "self_ms"]].sum().reset_index()
     return pd.DataFrame(
         {
             "request_id": np.asarray(r_values, dtype=object)[sums["r"].to_numpy()],
