@@ -1,4 +1,5 @@
-"""Timelines: milestone stages, span self time, Jaeger critical path, vectorized stage durations."""
+"""Timelines: milestone stages, span self time, Jaeger critical path, vectorized stage durations,
+and one request's waterfall."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from mlobs_cli.analysis.timeline import (
     stage_durations,
     stage_medians,
     stage_name,
-    timeline_for,
 )
+from mlobs_cli.analysis.waterfall import timeline_for
 from mlobs_cli.errors import NotFoundError
 from tests._frames import (
     at,

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mlobs_cli.analysis.timeline import Stage, Timeline
+from mlobs_cli.analysis.waterfall import Stage, Timeline
 from mlobs_cli.render.console import cell, fmt_count, fmt_ms
 from mlobs_cli.render.machine import plain_value
 from mlobs_cli.terminal import inert_text
