@@ -112,7 +112,7 @@ def slow(
     requests = with_span_attributes(requests, data.spans)
     stages = stage_durations(data.milestones, data.spans, requests)
     report = slow_report(requests, stages, top=top, over_ms=over_ms, above=q, by_version=by_version)
-    for note in report.notes:
+    for note in report.notes if not requests.empty else []:
         warn(note)
     doc = report_dict(report, list(sources))
     if fmt is OutputFormat.json:
