@@ -278,10 +278,11 @@ def per_request_stages(stages: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
+def stage_medians(stages: pd.DataFrame, *, per_request: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (model_version, stage) over requests (repeats summed first): the median duration
-    (`median_ms`), the median self time (`self_median_ms`) and how many requests had the stage."""
-    per = per_request_stages(stages)
+    (`median_ms`), the median self time (`self_median_ms`) and how many requests had the stage.
+    Pass `per_request` (from `per_request_stages(stages)`) when it is already at hand."""
+    per = per_request if per_request is not None else per_request_stages(stages)
     return (
         per.groupby(["model_version", "stage"], sort=True)
         .agg(
