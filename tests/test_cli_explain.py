@@ -231,3 +231,20 @@ def test_usual_request_names_the_longest_stage(run_cli, app_log: Path) -> None:
     verdict = [ln for ln in text.splitlines() if ln.startswith("verdict:")]
     assert verdict == ["verdict: inference dominates with 13.0 ms (84% of 15.5 ms), usual for v2.1 "
                        "(median 13.0 ms)"]  # fmt: skip
+
+
+def test_summary_only_request_without_time(run_cli, tmp_path: Path) -> None:
+    path = tmp_path / "only.log"
+    path.write_text('{"request_id": "only", "latency_ms": 12.5, "model_version": "v1", "status": 200}\n'
+                    '{"request_id": "other", "latency_ms": 10, "model_version": "v1", "status": 200}\n')  # fmt: skip
+    result = run_cli("explain", "only", path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "request only",
+        "model v1  status 200",
+        "latency 12.5 ms  percentile rank 100.0 among 2 v1 requests",
+        "verdict: no stages were logged for this request (only its summary)",
+    ]
+    doc = _json(run_cli("explain", "only", path, "-f", "json"))
+    assert doc["stages"] == [] and doc["dominant_stage"] is None and doc["ts"] is None
+    assert doc["percentile_rank"] == 100.0

@@ -147,7 +147,7 @@ def _header(tl: Timeline, version_requests: int | None) -> Text:
         text.append("  trace ")
         text.append_text(cell(tl.trace_id))
     text.append("\n")
-    if tl.ts is not None:
+    if plain_value(tl.ts) is not None:
         text.append("at ")
         text.append(str(plain_value(tl.ts)))
         text.append("  ")
