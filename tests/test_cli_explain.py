@@ -235,8 +235,9 @@ def test_usual_request_names_the_longest_stage(run_cli, app_log: Path) -> None:
 
 def test_summary_only_request_without_time(run_cli, tmp_path: Path) -> None:
     path = tmp_path / "only.log"
-    path.write_text('{"request_id": "only", "latency_ms": 12.5, "model_version": "v1", "status": 200}\n'
-                    '{"request_id": "other", "latency_ms": 10, "model_version": "v1", "status": 200}\n')  # fmt: skip
+    rows = [{"request_id": "only", "latency_ms": 12.5, "model_version": "v1", "status": 200},
+            {"request_id": "other", "latency_ms": 10, "model_version": "v1", "status": 200}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = run_cli("explain", "only", path)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
