@@ -126,3 +126,24 @@ def test_sigpipe_in_other_output_formats(fmt: str) -> None:
     proc.wait(timeout=60)
     assert proc.returncode == 0, err
     assert err == "", err
+
+
+def test_ctrl_c_while_simulate_writes_leaves_no_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    proc = _mlobs("simulate", "--requests", "5000000", "--seed", "1", "-o", str(out))
+    # wait (on a condition, not a clock) until the temp file beside the target has data in it
+    for _ in range(600):
+        temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") and p.stat().st_size > 0]
+        if temps or proc.poll() is not None:
+            break
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    assert temps, "simulate never started writing"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode("utf-8", "replace")
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the temp file
