@@ -196,3 +196,20 @@ def test_slow_json_keeps_the_exact_request_id(evil_log: Path) -> None:
     assert result.exit_code == 0
     ids = {r["request_id"] for r in orjson.loads(result.stdout)["rows"]}
     assert RID in ids
+
+
+def test_raw_escape_bytes_in_a_log_line_stay_inert(tmp_path: Path, terminal: None) -> None:
+    # JSON forbids raw control characters inside strings, but a Kubernetes CRI prefix carries them
+    # through: the raw line itself holds ESC and BEL bytes, and `explain --raw` prints it.
+    log = tmp_path / "cri.log"
+    log.write_bytes(
+        b"2026-11-26T10:00:00.000Z\x1b[2J\x1b]52;c;aGk=\x07 stdout F "
+        b'{"ts":"2026-11-26T10:00:00Z","event":"request_received","request_id":"rq1","model_version":"v1"}\n'
+        b"2026-11-26T10:00:00.050Z stdout F "
+        b'{"ts":"2026-11-26T10:00:00.05Z","event":"prediction","request_id":"rq1","model_version":"v1",'
+        b'"latency_ms":50}\n'
+    )
+    result = _run("explain", "rq1", str(log), "--raw")
+    assert result.exit_code == 0, result.stderr
+    shown = assert_inert(result.stdout)
+    assert "2026-11-26T10:00:00.000Z\\x1b[2J\\x1b]52;c;aGk=\\x07 stdout F" in shown
