@@ -52,5 +52,11 @@ def error_line(message: str, *, keep_newlines: bool = False) -> None:
     One line, unless `keep_newlines` (for messages built to span lines, like an expression with a
     caret under the error): other control characters are escaped either way.
     """
-    sys.stderr.write(f"mlobs: error: {inert_text(message, keep_newlines=keep_newlines)}\n")
+    text = inert_text(message, keep_newlines=keep_newlines)
+    if keep_newlines:
+        # Continuation lines are indented: a value with a newline in it (a file name, say) cannot
+        # forge a line of its own such as "mlobs: nothing skipped".
+        first, *rest = text.split("\n")
+        text = "\n".join([first, *(ln if not ln or ln[0].isspace() else "  " + ln for ln in rest)])
+    sys.stderr.write(f"mlobs: error: {text}\n")
     sys.stderr.flush()

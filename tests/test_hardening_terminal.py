@@ -213,3 +213,11 @@ def test_raw_escape_bytes_in_a_log_line_stay_inert(tmp_path: Path, terminal: Non
     assert result.exit_code == 0, result.stderr
     shown = assert_inert(result.stdout)
     assert "2026-11-26T10:00:00.000Z\\x1b[2J\\x1b]52;c;aGk=\\x07 stdout F" in shown
+
+
+def test_a_newline_in_a_value_cannot_forge_a_line_of_its_own(tmp_path: Path) -> None:
+    result = _run("latency", tmp_path / "x\nmlobs: all good, nothing skipped")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("mlobs: error: ")
+    assert all(not ln.startswith("mlobs:") for ln in lines[1:]), lines
