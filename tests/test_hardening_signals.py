@@ -147,3 +147,23 @@ def test_ctrl_c_while_simulate_writes_leaves_no_partial_file(tmp_path: Path) -> 
     assert proc.returncode == 130, text
     assert "Traceback" not in text
     assert list(tmp_path.iterdir()) == []  # neither the target nor the temp file
+
+
+def test_sigterm_while_simulate_writes_leaves_no_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    proc = _mlobs("simulate", "--requests", "5000000", "--seed", "1", "-o", str(out))
+    temps: list[Path] = []
+    for _ in range(600):
+        temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") and p.stat().st_size > 0]
+        if temps or proc.poll() is not None:
+            break
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    assert temps, "simulate never started writing"
+    proc.send_signal(signal.SIGTERM)  # what a CI runner sends when a job times out
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.decode() == "mlobs: terminated\n"
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from mlobs_cli.cli.app import app, finish_stdout, quiet_broken_pipe
+from mlobs_cli.cli.app import Terminated, app, finish_stdout, quiet_broken_pipe
 
 # Command modules: importing one registers its command.
 from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
@@ -22,8 +22,15 @@ from mlobs_cli.cli import explain_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import slow_cmd  # noqa: F401,E402  isort: skip
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Entry point of the `mlobs` console script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:

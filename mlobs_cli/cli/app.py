@@ -55,6 +55,11 @@ def _root(
     """mlobs: how fast is each model version, is it getting worse, and why was this request slow?"""
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler (a CI timeout, `kill`): unwinds like Ctrl-C, so temp report
+    files are removed, and exits 143."""
+
+
 def quiet_broken_pipe() -> None:
     """After stdout's reader went away (`| head`): point stdout at /dev/null so exit is silent."""
     try:
@@ -76,7 +81,10 @@ def guarded(fn: F) -> F:
         except MlobsError as exc:
             error_line(str(exc), keep_newlines=True)
             raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Terminated):  # SIGTERM: 128 + 15, as the shell reports it
+                sys.stderr.write("mlobs: terminated\n")
+                raise typer.Exit(128 + 15) from None
             sys.stderr.write("mlobs: interrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
