@@ -1,0 +1,204 @@
+"""analysis/window.py: the rolling window on its stated clock, checked against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlobs_cli.analysis.window import EventClock, RollingWindow, dominant_stages
+
+T0 = pd.Timestamp("2024-03-01T10:00:00Z")  # an old, replayed log
+WALL0 = 1_800_000_000.0  # "now" on the machine running mlobs (2027)
+
+
+def requests(ts_s, versions, latency, errors=None, ids=None):
+    n = len(ts_s)
+    ts = pd.Series(
+        [T0 + pd.Timedelta(seconds=s) if s is not None else pd.NaT for s in ts_s],
+        dtype="datetime64[ns, UTC]",
+    )
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "request_id": ids or [f"r{i}" for i in range(n)],
+            "trace_id": [None] * n,
+            "model_version": pd.Series(versions, dtype="category"),
+            "latency_ms": np.asarray(latency, dtype=np.float64),
+            "inference_ms": np.full(n, np.nan),
+            "status": pd.array([500 if e else 200 for e in (errors or [False] * n)], dtype="Int64"),
+            "error": np.asarray(errors or [False] * n, dtype=bool),
+            "source": pd.Series(["app.log"] * n, dtype="category"),
+            "line": np.arange(1, n + 1, dtype=np.int64),
+        }
+    )
+
+
+def test_event_clock_anchors_on_events_and_ticks_with_wall_time():
+    c = EventClock()
+    assert c.now(5) == 5  # nothing seen: arrival time
+    c.observe(1_000, 10_000)
+    assert c.now(10_500) == 1_500
+    c.observe(1_200, 10_500)  # older than the clock: no jump back
+    assert c.now(10_500) == 1_500
+    c.observe(9_000, 10_600)  # a replay running ahead of wall time
+    assert c.now(10_600) == 9_000
+
+
+def test_replayed_log_with_old_timestamps_gives_the_numbers_of_its_last_window():
+    w = RollingWindow(60)
+    secs = list(range(0, 300, 2))  # 150 requests over 5 minutes of 2024, read in one go
+    lat = [float(10 + (s % 37)) for s in secs]
+    versions = ["v1" if s % 4 else "v2" for s in secs]
+    w.add(requests(secs, versions, lat), WALL0)
+    snap = w.snapshot(WALL0)
+    assert snap.window_end == T0 + pd.Timedelta(seconds=298)
+    assert snap.window_start == T0 + pd.Timedelta(seconds=238)
+    inside = [(s, v, x) for s, v, x in zip(secs, versions, lat, strict=True) if 238 < s <= 298]
+    for version in ("v1", "v2"):
+        vals = np.array([x for _, v, x in inside if v == version])
+        row = snap.table.set_index("model_version").loc[version]
+        assert row["requests"] == len(vals)
+        assert row["p50_ms"] == np.percentile(vals, 50)
+        assert row["p95_ms"] == np.percentile(vals, 95)
+        assert row["p99_ms"] == np.percentile(vals, 99)
+        assert row["rate_per_s"] == len(vals) / 60
+    assert snap.totals == {"v1": (75, 0), "v2": (75, 0)}
+
+
+def test_window_slides_with_wall_time_when_the_service_goes_quiet():
+    w = RollingWindow(10)
+    w.add(requests([0, 1, 2], ["v1"] * 3, [5, 6, 7]), WALL0)
+    assert w.snapshot(WALL0).table["requests"].tolist() == [3]
+    later = w.snapshot(WALL0 + 8.5)
+    assert later.table["requests"].tolist() == [2]  # ts 0 left: the window is (0.5, 10.5]
+    quiet = w.snapshot(WALL0 + 30)
+    row = quiet.table.iloc[0]
+    assert row["model_version"] == "v1" and row["requests"] == 0 and row["rate_per_s"] == 0
+    assert np.isnan(row["p99_ms"])
+    assert quiet.totals == {"v1": (3, 0)}
+
+
+def test_rates_use_the_covered_span_before_the_window_fills():
+    w = RollingWindow(60)
+    w.add(requests([0, 5, 10, 20], ["v1"] * 4, [1, 2, 3, 4]), WALL0)
+    snap = w.snapshot(WALL0)
+    assert snap.span_s == 20
+    assert snap.table["rate_per_s"].tolist() == [4 / 20]
+
+
+def test_lines_without_time_are_stamped_with_the_clock_at_arrival():
+    w = RollingWindow(10)
+    w.add(requests([100], ["v1"], [5.0]), WALL0)
+    kept = w.add(requests([None, None], ["v1", "v2"], [7.0, 9.0]), WALL0 + 2)
+    assert kept["ts"].tolist() == [T0 + pd.Timedelta(seconds=102)] * 2
+    snap = w.snapshot(WALL0 + 2)
+    assert snap.table.set_index("model_version")["requests"].to_dict() == {"v1": 2, "v2": 1}
+    assert w.snapshot(WALL0 + 20).requests_total == 3
+
+
+def test_error_rate_and_slowest():
+    w = RollingWindow(60)
+    w.add(
+        requests(
+            [1, 2, 3, 4],
+            ["v1", "v1", "v2", "v2"],
+            [10, 300, 20, 40],
+            errors=[False, True, False, False],
+        ),
+        WALL0,
+    )
+    w.add_stages({"r1": ("inference_done", 250.0)})
+    snap = w.snapshot(WALL0, slowest=2)
+    t = snap.table.set_index("model_version")
+    assert t.loc["v1", "errors"] == 1 and t.loc["v1", "error_rate"] == 0.5
+    assert t.loc["v2", "error_rate"] == 0.0
+    assert snap.slowest["request_id"].tolist() == ["r1", "r3"]
+    assert snap.slowest["stage"].tolist() == ["inference_done", None]
+
+
+def test_p99_trend_has_one_point_per_closed_window_and_the_open_one():
+    w = RollingWindow(10, trend_points=4)
+    # 50 seconds of data: buckets [0,10) .. [40,50); latency grows by bucket for v1.
+    secs = [s + 0.5 for s in range(50)]
+    lat = [float(100 * (1 + int(s) // 10)) for s in secs]
+    w.add(requests(secs, ["v1"] * 50, lat), WALL0)
+    t0 = T0.value % (10**10)  # T0 is 10-s aligned
+    assert t0 == 0
+    snap = w.snapshot(WALL0)
+    assert snap.trend["v1"] == [100.0, 200.0, 300.0, 400.0, 500.0]
+
+
+def test_dominant_stage_from_spans_and_milestones():
+    ts = pd.to_datetime(
+        [
+            "2024-03-01T10:00:00.000Z",
+            "2024-03-01T10:00:00.010Z",
+            "2024-03-01T10:00:00.090Z",
+            "2024-03-01T10:00:00.095Z",
+        ],
+        utc=True,
+    )
+    milestones = pd.DataFrame(
+        {
+            "ts": ts,
+            "request_id": ["a", "a", "a", "a"],
+            "trace_id": [None] * 4,
+            "event": ["request_received", "features_fetched", "inference_done", "response_sent"],
+        }
+    )
+    spans = pd.DataFrame(
+        {
+            "trace_id": ["t1", "t1", "t1"],
+            "span_id": ["s1", "s2", "s3"],
+            "parent_span_id": [None, "s1", "s1"],
+            "request_id": ["b", "b", "b"],
+            "name": ["POST /predict", "fetch_features", "model_inference"],
+            "kind": ["server", "internal", "internal"],
+            "duration_ms": [100.0, 20.0, 70.0],
+        }
+    )
+    got = dominant_stages(spans, milestones)
+    assert got["a"] == ("inference_done", 80.0)
+    assert got["b"] == ("model_inference", 70.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 120),
+                st.sampled_from(["v1", "v2", "v3"]),
+                st.floats(0, 5000, allow_nan=False),
+            ),
+            min_size=1,
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_window_matches_numpy_on_any_batches(batches):
+    w = RollingWindow(30)
+    everything = []
+    for i, batch in enumerate(batches):
+        secs, versions, lat = zip(*batch, strict=True)
+        w.add(requests(list(secs), list(versions), list(lat)), WALL0 + i * 0.001)
+        everything.extend(batch)
+    wall = WALL0 + (len(batches) - 1) * 0.001
+    snap = w.snapshot(wall)
+    end = (snap.window_end - T0).value
+    start = end - 30 * 10**9
+    for version in {v for _, v, _ in everything}:
+        vals = np.array(
+            [x for s, v, x in everything if v == version and start < s * 10**9 <= end], dtype=float
+        )
+        row = snap.table.set_index("model_version").loc[version]
+        assert row["requests"] == len(vals)
+        if len(vals):
+            assert row["p50_ms"] == np.percentile(vals, 50)
+            assert row["p99_ms"] == np.percentile(vals, 99)
+            assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert snap.requests_total == len(everything)
