@@ -73,7 +73,10 @@ def fmt_count(value: Any) -> str:
 
 
 def simple_table(
-    title: str | None, headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    title: str | None,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
     numeric: Sequence[int] = (),
 ) -> Table:
     """A table whose cells are made inert with `cell()` unless they already are `Text`."""
