@@ -67,9 +67,13 @@ def _epoch_to_ns(values: np.ndarray) -> np.ndarray:
     return values * factor
 
 
-def utc_times(
-    values: list[Any], kinds: dict[str, int] | None = None
-) -> tuple[pd.Series, np.ndarray]:
+def _iso_to_ns(strs: pd.Series) -> np.ndarray:
+    """ISO-8601 strings (any offset, or none = UTC) -> naive UTC datetime64[ns]; NaT when unparseable."""
+    parsed = pd.to_datetime(strs, format="ISO8601", utc=True, errors="coerce")
+    return parsed.dt.tz_convert("UTC").dt.as_unit("ns").dt.tz_localize(None).to_numpy().copy()
+
+
+def utc_times(values: list[Any], kinds: dict[str, int] | None = None) -> tuple[pd.Series, np.ndarray]:
     """Parse raw timestamp values -> (datetime64[ns, UTC] Series, bool array of 'present but bad')."""
     n = len(values)
     out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -93,21 +97,19 @@ def utc_times(
             kinds["epoch"] = kinds.get("epoch", 0) + int(is_num.sum())
     if is_str.any():
         strs = pd.Series(obj[is_str], dtype=object)
-        parsed = pd.to_datetime(strs, format="ISO8601", utc=True, errors="coerce")
-        missing = parsed.isna().to_numpy()
+        str_vals = _iso_to_ns(strs)
+        missing = np.isnat(str_vals)
         if missing.any():  # comma fractions (`2026-11-26 10:40:41,478`), stray spaces
             retry = strs[missing].str.strip().str.replace(",", ".", n=1, regex=False)
-            parsed[missing] = pd.to_datetime(retry, format="ISO8601", utc=True, errors="coerce")
-            missing = parsed.isna().to_numpy()
-            if missing.any():  # numbers written as strings
-                as_num = pd.to_numeric(strs[missing], errors="coerce").to_numpy(dtype=np.float64)
-                ok = np.isfinite(as_num)
-                if ok.any():
-                    ns = _epoch_to_ns(as_num[ok]).astype(np.int64)
-                    fill = parsed[missing].copy()
-                    fill.iloc[np.flatnonzero(ok)] = pd.to_datetime(ns, utc=True)
-                    parsed[missing] = fill
-        str_vals = parsed.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")
+            str_vals[missing] = _iso_to_ns(retry)
+            missing = np.isnat(str_vals)
+        if missing.any():  # epoch numbers written as strings
+            as_num = pd.to_numeric(strs[missing], errors="coerce").to_numpy(dtype=np.float64)
+            ns = _epoch_to_ns(as_num)
+            ok = np.isfinite(ns) & (np.abs(ns) < 9.2e18)
+            fill = np.full(ns.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
+            fill[ok] = ns[ok].astype(np.int64).view("datetime64[ns]")
+            str_vals[missing] = fill
         out[is_str] = str_vals
         bad[np.flatnonzero(is_str)[np.isnat(str_vals)]] = True
         if kinds is not None:
@@ -227,9 +229,7 @@ def _spans_frame(batch: Batch, skipped: SkipReport, kinds: dict[str, int]) -> pd
 
 
 # ---- finishing ------------------------------------------------------------------------------
-def _resolve_unit_guesses(
-    requests: pd.DataFrame, guesses: dict[str, dict[str, str]]
-) -> pd.DataFrame:
+def _resolve_unit_guesses(requests: pd.DataFrame, guesses: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Give unitless duration keys a unit from their values, and record the reasoning."""
     for col, guess_col in (("latency_ms", "latency_guess"), ("inference_ms", "inference_guess")):
         if guess_col not in requests.columns:
@@ -355,9 +355,7 @@ def _fill_versions(data: Dataset) -> None:
     ms = data.milestones
     if not ms.empty:
         by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
-        lookup = pd.Series(
-            by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"]
-        )
+        lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
         missing = ms["model_version"].isna()
         if missing.any():
             ms.loc[missing, "model_version"] = ms.loc[missing, "request_id"].map(lookup)

@@ -31,9 +31,7 @@ MAX_MULTILINE_LINES = 100_000
 _BOM = b"\xef\xbb\xbf"
 _CRI = re.compile(rb"^(\d{4}-\d\d-\d\dT\S+) (stdout|stderr) ([PF]) ?(.*)$", re.DOTALL)
 _SCALARS = (str, int, float, bool)
-_ERROR_LEVELS = frozenset(
-    {"error", "err", "critical", "fatal", "crit", "alert", "emergency", "severe"}
-)
+_ERROR_LEVELS = frozenset({"error", "err", "critical", "fatal", "crit", "alert", "emergency", "severe"})
 _ERROR_WORDS = frozenset({"error", "err", "fail", "failed", "failure", "exception", "timeout"})
 _OK_WORDS = frozenset({"ok", "success", "succeeded", "done", "completed"})
 _CONTAINERS = frozenset({"predictions", "attrs", "attributes", "context", "resource", "events"})
@@ -171,9 +169,7 @@ class FieldStats:
             self.mapping.setdefault(canon, Counter())[(key, plan.units.get(canon))] += count
 
 
-def _flatten(
-    obj: dict[str, Any], prefix: str = "", depth: int = 0, out: dict | None = None
-) -> dict:
+def _flatten(obj: dict[str, Any], prefix: str = "", depth: int = 0, out: dict | None = None) -> dict:
     out = {} if out is None else out
     for key, value in obj.items():
         name = f"{prefix}{key}"
@@ -211,11 +207,7 @@ class RecordParser:
     @property
     def pending_events(self) -> int:
         """Request summaries and milestones parsed but not yet taken (to decide when to chunk)."""
-        return (
-            self._batch.n_requests
-            + len(self._batch.milestones["event"])
-            + len(self._batch.spans["name"])
-        )
+        return self._batch.n_requests + len(self._batch.milestones["event"]) + len(self._batch.spans["name"])
 
     def take(self) -> Batch:
         """Return the events accumulated since the last call, and start a new batch."""
@@ -266,6 +258,13 @@ class RecordParser:
             except orjson.JSONDecodeError:
                 self.skipped.add(NOT_JSON, source, line_no)
             return
+        if stripped[:1] in b'"-0123456789tfn':  # a JSON scalar is JSON, but not an event
+            try:
+                orjson.loads(stripped)
+                self.skipped.add(NOT_OBJECT, source, line_no)
+                return
+            except orjson.JSONDecodeError:
+                pass
         self.skipped.add(NOT_JSON, source, line_no)
 
     def feed_block(self, source: str, first_line_no: int, lines: list[bytes | None]) -> int:
@@ -322,9 +321,7 @@ class RecordParser:
                 self.skipped.add(NOT_OBJECT, source, line_no)
             return
         # A JSON object cut short (e.g. the last line of a file still being written).
-        self.skipped.add(
-            TRUNCATED if text.count("{") > text.count("}") else NOT_JSON, source, line_no
-        )
+        self.skipped.add(TRUNCATED if text.count("{") > text.count("}") else NOT_JSON, source, line_no)
 
     def _feed_inner(self, source: str, line_no: int, inner: bytes, outer_ts: Any, fmt: str) -> None:
         self.stats.formats[fmt] += 1
@@ -434,9 +431,7 @@ class RecordParser:
                 best[canon] = (prio, key, unit)
         keys = {canon: key for canon, (_, key, _) in best.items()}
         units: dict[str, str | None] = {
-            canon: unit
-            for canon, (_, _, unit) in best.items()
-            if canon in ("latency_ms", "inference_ms")
+            canon: unit for canon, (_, _, unit) in best.items() if canon in ("latency_ms", "inference_ms")
         }
         for ov in self.overrides.values():
             if ov.key in obj:
@@ -601,9 +596,7 @@ class RecordParser:
         cols["source"].append(source)
         cols["line"].append(line_no)
 
-    def _add_stage(
-        self, obj: dict[str, Any], plan: _Plan, source: str, line_no: int, outer_ts: Any
-    ) -> None:
+    def _add_stage(self, obj: dict[str, Any], plan: _Plan, source: str, line_no: int, outer_ts: Any) -> None:
         keys = plan.keys
         g = obj.get
         dur = self._duration(g(keys["latency_ms"]), plan.units.get("latency_ms"), source, line_no)
@@ -630,9 +623,7 @@ class RecordParser:
             end=end,
             duration_ms=ms,
             error=error,
-            model_version=_version_text(g(keys["model_version"]))
-            if "model_version" in keys
-            else None,
+            model_version=_version_text(g(keys["model_version"])) if "model_version" in keys else None,
             attrs=attrs,
             source=source,
             line_no=line_no,
@@ -667,13 +658,10 @@ class RecordParser:
         else:
             self.stats.formats["otel-console"] += 1
             spans = [otel.span_from_console(obj)]
+        if not spans:
+            self.skipped.add(BAD_SPAN, source, line_no)
         for span in spans:
-            if (
-                not span["span_id"]
-                or not span["trace_id"]
-                or span["start"] is None
-                or span["end"] is None
-            ):
+            if not span["span_id"] or not span["trace_id"] or span["start"] is None or span["end"] is None:
                 self.skipped.add(BAD_SPAN, source, line_no)
                 continue
             self.stats.events["span"] += 1

@@ -221,8 +221,15 @@ def open_source(source: Source) -> BinaryIO:
 
 
 def _read_block(stream: BinaryIO, size: int) -> bytes:
+    read = (
+        getattr(stream, "read1", None)
+        if isinstance(stream, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile))
+        else None
+    )
     try:
-        return stream.read(size)
+        # read1 on decompressors hands out what is decoded so far, so a stream cut short loses
+        # only its damaged tail.
+        return read(size) if read is not None else stream.read(size)
     except (EOFError, zlib.error, OSError, lzma.LZMAError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, (EOFError,)) and exc.errno:
             raise InputError(f"read error: {exc.strerror or exc}") from None

@@ -75,9 +75,7 @@ def schema_report(data: Dataset) -> dict[str, Any]:
             entry["also_from"] = others
         fields[canon] = entry
     if data.requests_from != "summaries" and not data.requests.empty:
-        fields.setdefault(
-            "latency_ms", {"source": f"({data.requests_from})", "unit": "ms", "coverage": 1.0}
-        )
+        fields.setdefault("latency_ms", {"source": f"({data.requests_from})", "unit": "ms", "coverage": 1.0})
     attrs = {}
     req = data.requests
     known = set(CANONICAL_FIELDS) | {"source", "line", "level"}

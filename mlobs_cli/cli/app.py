@@ -23,8 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="mlobs",
-    help="Latency percentiles, request timelines and CI checks from the JSON logs of model-serving "
-    "services.",
+    help="Latency percentiles, request timelines and CI checks from the JSON logs of model-serving services.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

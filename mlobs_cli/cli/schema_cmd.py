@@ -29,9 +29,7 @@ def schema(
     from mlobs_cli.render.machine import write_json
     from mlobs_cli.render.schema import render_schema
 
-    data = load_dataset(
-        sources, fields=field, config=config, strict=strict, quiet=fmt is OutputFormat.table
-    )
+    data = load_dataset(sources, fields=field, config=config, strict=strict, quiet=fmt is OutputFormat.table)
     report = schema_report(data)
     if fmt is OutputFormat.json:
         write_json(report)

@@ -38,9 +38,7 @@ def render_schema(report: dict[str, Any], console: Console) -> None:
         rows.append([canon, cell(source), unit, fmt_pct(cov, 1) if cov is not None else "—"])
     fields = simple_table("Fields", ["field", "from key", "unit", "coverage"], rows, numeric=(3,))
     attr_rows = [[cell(k), fmt_pct(v, 1)] for k, v in report["attributes"].items()]
-    attrs = simple_table(
-        "Attributes of request summaries", ["key", "coverage"], attr_rows, numeric=(1,)
-    )
+    attrs = simple_table("Attributes of request summaries", ["key", "coverage"], attr_rows, numeric=(1,))
     ev_rows = [[_EVENT_LABELS.get(k, k), fmt_count(v)] for k, v in report["events"].items()]
     events = simple_table("Events", ["kind", "count"], ev_rows, numeric=(1,))
     parts: list[Any] = [head, fields]
@@ -64,7 +62,5 @@ def render_schema(report: dict[str, Any], console: Console) -> None:
     else:
         parts.append(Text("Skipped: nothing", style="green"))
     if skipped.get("notes"):
-        parts.append(
-            Text("Repaired: " + ", ".join(f"{k} {v}" for k, v in skipped["notes"].items()))
-        )
+        parts.append(Text("Repaired: " + ", ".join(f"{k} {v}" for k, v in skipped["notes"].items())))
     console.print(Group(*parts))
