@@ -28,7 +28,7 @@ POLL_BUDGET = 8 << 20  # bytes read per file per poll, so many busy files share 
 MAX_PARTIAL = 16 << 20  # a "line" longer than this is emitted as is (the parser will skip it)
 COUNT_LINES_UP_TO = 1 << 30  # up to this size, starting at the end still counts exact line numbers
 SIGNATURE = 32  # bytes before the read position remembered to notice truncate-then-rewrite
-SETTLE_S = 0.5  # a rotated-away file quiet this long is finished, and the new file opened
+SETTLE_S = 0.1  # a rotated-away file quiet this long is finished, and the new file opened
 
 
 class FollowBatch(list):  # noqa: FURB189 - a list with two annotations, by design
