@@ -90,6 +90,9 @@ def tail(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table (live view, or plain lines) or ndjson.")
     ] = "table",
+    percentiles: Annotated[
+        str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
+    ] = "50,90,95,99",
     plain: Annotated[bool, typer.Option("--plain", help="Plain summary lines even on a terminal.")] = False,
     events: Annotated[
         bool, typer.Option("--events", help="Also print each incoming request as one line.")
@@ -125,8 +128,8 @@ def tail(
     rolling window, the slowest recent requests, alerts, and Prometheus metrics."""
     run_tail(
         sources, window=window, refresh=refresh, duration=duration, intervals=intervals,
-        from_start=from_start, lines=lines, fmt=fmt, plain=plain, events=events, where=where,
-        slow_over=slow_over, alerts=alert or [], serve_metrics=serve_metrics, fields=field or [],
+        from_start=from_start, lines=lines, fmt=fmt, percentiles=percentiles, plain=plain,
+        events=events, where=where, slow_over=slow_over, alerts=alert or [], serve_metrics=serve_metrics, fields=field or [],
         config=config,
     )  # fmt: skip
 
@@ -141,6 +144,7 @@ def run_tail(
     from_start: bool,
     lines: int,
     fmt: str,
+    percentiles: str,
     plain: bool,
     events: bool,
     where: str | None,
@@ -152,6 +156,7 @@ def run_tail(
 ) -> None:
     from mlobs_cli.analysis.alerts import AlertTracker, parse_alert
     from mlobs_cli.analysis.checks import format_value
+    from mlobs_cli.analysis.latency import parse_percentiles
     from mlobs_cli.analysis.window import RollingWindow, dominant_stages
     from mlobs_cli.config import load_settings
     from mlobs_cli.durations import parse_duration, parse_latency_ms
@@ -175,7 +180,8 @@ def run_tail(
 
         expr = parse_where(where)
     settings = load_settings(config, field_flags=fields)
-    percentiles = sorted({50.0, 95.0, 99.0} | {r.percentile for r in rules if r.percentile})
+    shown_qs = parse_percentiles(percentiles)
+    qs = sorted({*shown_qs, *(r.percentile for r in rules if r.percentile is not None)})
     follower = Follower(sources, from_start=from_start, backlog=lines)
 
     parser = RecordParser(settings.overrides)
@@ -210,7 +216,7 @@ def run_tail(
     shown = 0
     interval = max(0.01, min(0.25, refresh_s / 4))
     next_refresh = start + refresh_s
-    ctx = view.Context(slow_over_ms=slow_ms, percentiles=[50.0, 95.0, 99.0])
+    ctx = view.Context(slow_over_ms=slow_ms, percentiles=shown_qs)
     ended_by_intervals = False
 
     def stop() -> bool:
@@ -225,7 +231,7 @@ def run_tail(
         return ctx
 
     def take_snapshot(wall: float) -> Any:
-        snap = win.snapshot(wall, percentiles=percentiles)
+        snap = win.snapshot(wall, percentiles=qs)
         for change in tracker.update(snap.table):
             rule = change.rule
             unit = rule.threshold.unit if rule.threshold else "number"

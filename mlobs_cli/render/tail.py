@@ -39,7 +39,7 @@ class Context:
     firing: dict[str, list[str]] = field(default_factory=dict)  # version -> alert rule texts
     firing_rows: list[dict[str, Any]] = field(default_factory=list)
     slow_over_ms: float | None = None
-    percentiles: list[float] = field(default_factory=lambda: [50.0, 95.0, 99.0])
+    percentiles: list[float] = field(default_factory=lambda: [50.0, 90.0, 95.0, 99.0])
 
 
 def sparkline(values: list[float]) -> str:
@@ -65,14 +65,15 @@ def _pkey(q: float) -> str:
     return percentile_key(q)
 
 
-def _rows(snap: Snapshot) -> list[dict[str, Any]]:
+def _rows(snap: Snapshot, percentiles: list[float]) -> list[dict[str, Any]]:
+    """The rows of `mlobs latency --format json` (same keys, same order) plus the window bounds."""
+    from mlobs_cli.render.latency import machine_rows
+
     start, end = iso_utc(snap.window_start), iso_utc(snap.window_end)
-    rows = []
-    for row in snap.table.to_dict("records"):
-        out = {k: plain_value(v) for k, v in row.items()}
-        out["window_start"] = start
-        out["window_end"] = end
-        rows.append(out)
+    rows = machine_rows(snap.table, percentiles)
+    for row in rows:
+        row["window_start"] = start
+        row["window_end"] = end
     return rows
 
 
@@ -85,7 +86,7 @@ def snapshot_document(snap: Snapshot, ctx: Context, *, final: bool) -> dict[str,
         "window_end": iso_utc(snap.window_end),
         "window_s": snap.window_s,
         "span_s": snap.span_s,
-        "rows": _rows(snap),
+        "rows": _rows(snap, ctx.percentiles),
         "trend_p99_ms": {v: [plain_value(x) for x in pts] for v, pts in snap.trend.items()},
         "slowest": [{k: plain_value(v) for k, v in r.items()} for r in snap.slowest.to_dict("records")],
         "totals": {v: {"requests": r, "errors": e} for v, (r, e) in snap.totals.items()},
