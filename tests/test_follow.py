@@ -284,9 +284,7 @@ def test_follow_loop_loses_nothing_through_rotation_and_truncation(tmp_path):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    lines=st.lists(
-        st.binary(min_size=1, max_size=30).filter(lambda b: b"\n" not in b), max_size=30
-    ),
+    lines=st.lists(st.binary(min_size=1, max_size=30).filter(lambda b: b"\n" not in b), max_size=30),
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
 )
 def test_any_chunking_yields_the_same_lines(tmp_path_factory, lines, cuts):

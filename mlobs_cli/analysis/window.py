@@ -104,9 +104,7 @@ class RollingWindow:
         if self._next_bucket is None:
             low = int(rows["ts"].min().value)
             self._next_bucket = low - low % self.window_ns
-        counts = rows.groupby("model_version", sort=False, observed=True)["error"].agg(
-            ["size", "sum"]
-        )
+        counts = rows.groupby("model_version", sort=False, observed=True)["error"].agg(["size", "sum"])
         for version, n, errs in zip(counts.index, counts["size"], counts["sum"], strict=True):
             tot = self._totals.setdefault(str(version), [0, 0])
             tot[0] += int(n)
@@ -161,9 +159,7 @@ class RollingWindow:
             sub = rows.loc[sel, ["model_version", "latency_ms", "error", "ts"]].copy()
             sub["_bucket"] = ts[sel] - ts[sel] % w
             table = latency_table(sub, by=["_bucket", "model_version"], percentiles=[99.0])
-            for b, v, p in zip(
-                table["_bucket"], table["model_version"], table["p99_ms"], strict=True
-            ):
+            for b, v, p in zip(table["_bucket"], table["model_version"], table["p99_ms"], strict=True):
                 by_bucket.setdefault(int(b), {})[str(v)] = float(p)
         for b in range(first, current, w):
             self._trend.append((b, by_bucket.get(b, {})))
@@ -209,15 +205,9 @@ class RollingWindow:
             table = table.drop(columns=[percentile_key(99.0)])
         top = inside.nlargest(slowest, "latency_ms") if slowest else inside.iloc[:0]
         top = top.copy()
-        found = [
-            self._stages.get(str(r)) if r is not None else None for r in top.get("request_id", [])
-        ]
-        top["stage"] = pd.Series(
-            [f[0] if f else None for f in found], index=top.index, dtype=object
-        )
-        top["stage_ms"] = pd.Series(
-            [f[1] if f else np.nan for f in found], index=top.index, dtype="float64"
-        )
+        found = [self._stages.get(str(r)) if r is not None else None for r in top.get("request_id", [])]
+        top["stage"] = pd.Series([f[0] if f else None for f in found], index=top.index, dtype=object)
+        top["stage_ms"] = pd.Series([f[1] if f else np.nan for f in found], index=top.index, dtype="float64")
         return Snapshot(
             window_start=pd.Timestamp(start, unit="ns", tz="UTC"),
             window_end=pd.Timestamp(now, unit="ns", tz="UTC"),
@@ -274,16 +264,12 @@ def dominant_stages(spans: pd.DataFrame, milestones: pd.DataFrame) -> dict[str, 
         )
         if len(gaps):
             best = gaps.loc[gaps.groupby("request_id", sort=False)["ms"].idxmax()]
-            out.update(
-                zip(best["request_id"], zip(best["stage"], best["ms"], strict=True), strict=True)
-            )
+            out.update(zip(best["request_id"], zip(best["stage"], best["ms"], strict=True), strict=True))
     if spans is not None and len(spans):
         s = spans[spans["parent_span_id"].notna() | (spans["kind"] == "stage")]
         key = s["request_id"].where(s["request_id"].notna(), s["trace_id"])
         s = s.assign(_key=key)[key.notna()]
         if len(s):
             best = s.loc[s.groupby("_key", sort=False)["duration_ms"].idxmax()]
-            out.update(
-                zip(best["_key"], zip(best["name"], best["duration_ms"], strict=True), strict=True)
-            )
+            out.update(zip(best["_key"], zip(best["name"], best["duration_ms"], strict=True), strict=True))
     return out
