@@ -129,8 +129,8 @@ def tail(
     run_tail(
         sources, window=window, refresh=refresh, duration=duration, intervals=intervals,
         from_start=from_start, lines=lines, fmt=fmt, percentiles=percentiles, plain=plain,
-        events=events, where=where, slow_over=slow_over, alerts=alert or [], serve_metrics=serve_metrics, fields=field or [],
-        config=config,
+        events=events, where=where, slow_over=slow_over, alerts=alert or [],
+        serve_metrics=serve_metrics, fields=field or [], config=config,
     )  # fmt: skip
 
 
