@@ -245,7 +245,7 @@ def test_live_view_at_a_pinned_width(tmp_path):
     win = RollingWindow(3600)
     win.add(data.requests, 1_800_000_000.0)
     win.add_stages(dominant_stages(data.spans, data.milestones))
-    snap = win.snapshot(1_800_000_000.0, slowest=3)
+    snap = win.snapshot(1_800_000_000.0, percentiles=[50, 90, 95, 99], slowest=3)
     ctx = Context(lines=200, skipped=2, skipped_by_reason={"not_json": 2},
                   firing={"v2.1": ["p99 > 250ms"]}, slow_over_ms=250.0,
                   firing_rows=[{"rule": "p99 > 250ms", "model_version": "v2.1", "value": 900.0}])  # fmt: skip
@@ -254,18 +254,20 @@ def test_live_view_at_a_pinned_width(tmp_path):
     text = console.export_text()
     lines = text.splitlines()
     assert lines[0].startswith("mlobs tail · window 3600s ") and "40 requests read" in lines[0]
-    header = next(ln for ln in lines if "version" in ln and "req/s" in ln)
-    assert re.sub(r"\s+", " ", header.strip(" ┃│|")).split(" ┃ ") or header
-    row_v21 = next(ln for ln in lines if ln.lstrip("│ ").startswith("v2.1 "))
-    cells = [c.strip() for c in row_v21.split("│") if c.strip()]
-    vals = np.array([r["latency_ms"] for r in structlog_requests(40, slow_every=9)
-                     if r["model_version"] == "v2.1"])  # fmt: skip
-    assert cells[0] == "v2.1" and cells[2] == "10" and cells[3] == "2" and cells[4] == "20.00%"
-    assert cells[5] == f"{np.percentile(vals, 50):,.1f} ms"
-    assert cells[8] == f"{np.percentile(vals, 99):,.1f} ms"
+    header = next(ln for ln in lines if "req/s" in ln)
+    assert (
+        header.split() == "version req/s reqs errs err % p50 ms p90 ms p95 ms p99 ms max ms p99 trend".split()
+    )
+    row_v21 = next(ln for ln in lines if ln.strip().startswith("v2.1 "))
+    cells = row_v21.split()
+    vals = np.array(
+        [r["latency_ms"] for r in structlog_requests(40, slow_every=9) if r["model_version"] == "v2.1"]
+    )
+    assert cells[:5] == ["v2.1", f"{10 / snap.span_s:.2f}", "10", "2", "20.00%"]
+    assert cells[5:10] == [f"{np.percentile(vals, q):,.1f}" for q in (50, 90, 95, 99, 100)]
     assert "slowest in the window" in text
     slow_rows = [ln for ln in lines if "req-" in ln]
-    assert len(slow_rows) == 3 and "900.0 ms" in slow_rows[0]
+    assert len(slow_rows) == 3 and all(ln.split()[3] == "900.0" for ln in slow_rows)
     assert "2 skipped (not_json 2)" in text and "ALERT v2.1: p99 > 250ms" in text
     assert max(len(ln) for ln in lines) <= 110
     assert pd.notna(snap.window_end)

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -173,30 +174,36 @@ def event_line(row: dict[str, Any], slow_over_ms: float | None, *, color: bool) 
     return text
 
 
+def _ms(value: Any) -> str:
+    """A latency without its unit (the column header carries `ms`); `—` when missing."""
+    v = plain_value(value)
+    return "—" if v is None else f"{v:,.1f}"
+
+
 def versions_table(snap: Snapshot, ctx: Context) -> Table:
     """Per version: requests/s, requests, error rate, percentiles, max, and the p99 trend."""
-    table = Table(title_justify="left", header_style="bold", expand=False, pad_edge=False)
-    table.add_column("version", no_wrap=True)
-    for name in ("req/s", "requests", "errors", "err %"):
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", expand=False, pad_edge=False)
+    table.add_column("version", no_wrap=True, max_width=24)
+    for name in ("req/s", "reqs", "errs", "err %"):
         table.add_column(name, justify="right", no_wrap=True)
     for q in ctx.percentiles:
-        table.add_column(_pkey(q).removesuffix("_ms"), justify="right", no_wrap=True)
-    table.add_column("max", justify="right", no_wrap=True)
-    table.add_column("p99 trend", no_wrap=True)
+        table.add_column(f"{_pkey(q).removesuffix('_ms')} ms", justify="right", no_wrap=True)
+    table.add_column("max ms", justify="right", no_wrap=True)
+    table.add_column("p99 trend", no_wrap=True, min_width=9)
     for row in snap.table.to_dict("records"):
         version = str(row["model_version"])
         alerting = version in ctx.firing
         style = "bold red" if alerting else ""
-        cells: list[Text] = [cell(version, max_len=40, style=style)]
+        cells: list[Text] = [cell(version, max_len=24, style=style)]
         cells.append(Text(f"{float(row['rate_per_s']):,.2f}"))
         cells.append(Text(fmt_count(row["requests"])))
         cells.append(Text(fmt_count(row["errors"])))
         cells.append(Text(fmt_pct(row["error_rate"])))
         for q in ctx.percentiles:
-            value = row.get(_pkey(q))
+            value = plain_value(row.get(_pkey(q)))
             slow = ctx.slow_over_ms is not None and value is not None and value > ctx.slow_over_ms
-            cells.append(Text(fmt_ms(value), style="yellow" if slow else ""))
-        cells.append(Text(fmt_ms(row.get("max_ms"))))
+            cells.append(Text(_ms(value), style="yellow" if slow else ""))
+        cells.append(Text(_ms(row.get("max_ms"))))
         cells.append(Text(sparkline(snap.trend.get(version, [])), style="cyan"))
         table.add_row(*cells, style=style)
     return table
@@ -205,10 +212,10 @@ def versions_table(snap: Snapshot, ctx: Context) -> Table:
 def slowest_table(slowest: pd.DataFrame, ctx: Context) -> Table:
     table = Table(
         title="slowest in the window (mlobs explain ID)", title_justify="left",
-        header_style="bold", expand=False, pad_edge=False,
+        header_style="bold", expand=False, pad_edge=False, box=box.SIMPLE_HEAD,
     )  # fmt: skip
     for name, right in (("time", False), ("request id", False), ("version", False),
-                        ("latency", True), ("dominant stage", False)):  # fmt: skip
+                        ("latency ms", True), ("dominant stage", False)):  # fmt: skip
         table.add_column(name, justify="right" if right else "left", no_wrap=True)
     for row in slowest.to_dict("records"):
         latency = row.get("latency_ms")
@@ -224,7 +231,7 @@ def slowest_table(slowest: pd.DataFrame, ctx: Context) -> Table:
             Text(iso_utc(ts)[11:23] if ts is not None and ts == ts else "—"),
             cell(row.get("request_id"), max_len=48),
             cell(row.get("model_version"), max_len=32),
-            Text(fmt_ms(latency), style="bold red" if slow else ""),
+            Text(_ms(latency), style="bold red" if slow else ""),
             stage_text,
         )
     return table
