@@ -22,6 +22,7 @@ KEEP = ["ts", "request_id", "model_version", "latency_ms", "status", "error", "s
 TREND_POINTS = 10  # closed trend buckets kept per version (bucket = the window length)
 STAGE_MEMORY = 50_000  # request ids whose dominant stage is remembered
 MIN_SPAN_S = 1.0  # a rate is never computed over less than this (the first instants are noise)
+MAX_CHUNKS = 512  # added batches kept apart before the older half is merged
 
 
 class EventClock:
@@ -52,7 +53,7 @@ class Snapshot:
     window_s: float
     span_s: float  # the part of the window the input covers (rates divide by this)
     table: pd.DataFrame  # latency_table columns, one row per version seen so far, rate over span
-    trend: dict[str, list[float]]  # version -> p99 per trend bucket, oldest first, last one open
+    trend: dict[str, list[float]]  # version -> p99 per closed bucket, oldest first, then the window
     slowest: pd.DataFrame  # the slowest requests in the window (KEEP columns + stage, stage_ms)
     totals: dict[str, tuple[int, int]] = field(default_factory=dict)  # version -> requests, errors
     percentiles: list[float] = field(default_factory=list)
@@ -66,14 +67,34 @@ def _ns(wall_s: float) -> int:
     return int(round(wall_s * 1e9))
 
 
+@dataclass
+class _Chunk:
+    """One added batch: its rows (for the slowest list) and the columns statistics need."""
+
+    low: int
+    high: int
+    rows: pd.DataFrame
+    ts: np.ndarray  # int64 ns
+    codes: np.ndarray  # model_version as an index into RollingWindow._versions
+    latency: np.ndarray
+    error: np.ndarray
+
+
 class RollingWindow:
-    """Requests of the last `window_s` seconds (event clock), with running totals and a p99 trend."""
+    """Requests of the last `window_s` seconds (event clock), with running totals and a p99 trend.
+
+    Batches are kept as added; whole batches are forgotten once they are out of the window, and a
+    snapshot concatenates only the four numeric columns it needs, so the cost per snapshot is
+    one pass and one sort over the window, with no copy of the per-request strings.
+    """
 
     def __init__(self, window_s: float, *, trend_points: int = TREND_POINTS) -> None:
         self.window_ns = max(1, _ns(window_s))
         self.window_s = window_s
         self.clock = EventClock()
-        self._chunks: list[pd.DataFrame] = []
+        self._chunks: list[_Chunk] = []
+        self._versions: list[str] = []  # categories of model_version, in order of first sight
+        self._version_code: dict[str, int] = {}
         self._first_ns: int | None = None  # the earliest time the input covers
         self._next_bucket: int | None = None  # start of the oldest trend bucket not yet closed
         self._trend: deque[tuple[int, dict[str, float]]] = deque(maxlen=trend_points)
@@ -91,25 +112,36 @@ class RollingWindow:
         if rows.empty:
             self.advance(wall_s)
             return rows
-        rows["model_version"] = rows["model_version"].astype(str)
-        ts = rows["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        uniques, inverse = np.unique(rows["model_version"].astype(str).to_numpy(), return_inverse=True)
+        for v in uniques:
+            if v not in self._version_code:
+                self._version_code[str(v)] = len(self._versions)
+                self._versions.append(str(v))
+        codes = np.array([self._version_code[str(v)] for v in uniques], dtype=np.int32)[inverse]
+        rows["model_version"] = pd.Categorical.from_codes(codes, categories=list(self._versions))
+        ts = rows["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
         nat = np.iinfo(np.int64).min
         timed = ts != nat
         if timed.any():
             self.clock.observe(int(ts[timed].max()), wall)
             self._first_ns = min(self._first_ns, int(ts[timed].min()))
         if not timed.all():
-            stamped = np.where(timed, ts, self.clock.now(wall))
-            rows["ts"] = pd.to_datetime(stamped, unit="ns", utc=True)
+            ts = np.where(timed, ts, self.clock.now(wall))
+            rows["ts"] = pd.to_datetime(ts, unit="ns", utc=True)
+        low, high = int(ts.min()), int(ts.max())
         if self._next_bucket is None:
-            low = int(rows["ts"].min().value)
             self._next_bucket = low - low % self.window_ns
-        counts = rows.groupby("model_version", sort=False, observed=True)["error"].agg(["size", "sum"])
-        for version, n, errs in zip(counts.index, counts["size"], counts["sum"], strict=True):
-            tot = self._totals.setdefault(str(version), [0, 0])
-            tot[0] += int(n)
-            tot[1] += int(errs)
-        self._chunks.append(rows)
+        latency = rows["latency_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
+        error = rows["error"].to_numpy(dtype=bool, na_value=False)
+        n_by = np.bincount(codes, minlength=len(self._versions))
+        err_by = np.bincount(codes, weights=error, minlength=len(self._versions))
+        for code in np.flatnonzero(n_by):
+            tot = self._totals.setdefault(self._versions[code], [0, 0])
+            tot[0] += int(n_by[code])
+            tot[1] += int(err_by[code])
+        self._chunks.append(_Chunk(low, high, rows, ts, codes, latency, error))
+        if len(self._chunks) > MAX_CHUNKS:
+            self._compact()
         self.advance(wall_s)
         return rows
 
@@ -120,43 +152,69 @@ class RollingWindow:
             self._stages.popitem(last=False)
 
     # ---- upkeep --------------------------------------------------------------------------
-    def _rows(self) -> pd.DataFrame:
+    def _compact(self) -> None:
+        """Merge the older half of the batches into one (bounds the number of batches kept)."""
+        half = len(self._chunks) // 2
+        old, self._chunks = self._chunks[:half], self._chunks[half:]
+        frames = []
+        for c in old:
+            c.rows["model_version"] = c.rows["model_version"].cat.set_categories(self._versions)
+            frames.append(c.rows)
+        merged = _Chunk(
+            min(c.low for c in old),
+            max(c.high for c in old),
+            pd.concat(frames, ignore_index=True),
+            *(np.concatenate([getattr(c, a) for c in old]) for a in ("ts", "codes", "latency", "error")),
+        )
+        self._chunks.insert(0, merged)
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if not self._chunks:
-            return pd.DataFrame(
-                {
-                    "ts": pd.Series([], dtype="datetime64[ns, UTC]"),
-                    "model_version": pd.Series([], dtype=object),
-                    "latency_ms": pd.Series([], dtype="float64"),
-                    "error": pd.Series([], dtype=bool),
-                }
-            )
-        if len(self._chunks) > 1:
-            self._chunks = [pd.concat(self._chunks, ignore_index=True)]
-        return self._chunks[0]
+            return (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0), np.empty(0, bool))
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([getattr(c, a) for c in self._chunks]) for a in ("ts", "codes", "latency", "error")
+        )
+
+    def _frame(
+        self, ts: np.ndarray, codes: np.ndarray, latency: np.ndarray, error: np.ndarray
+    ) -> pd.DataFrame:
+        """The columns `latency_table` reads, as a frame (`ts` as UTC nanoseconds, zero-copy)."""
+        return pd.DataFrame(
+            {
+                "ts": ts.view("datetime64[ns]"),
+                "model_version": pd.Categorical.from_codes(
+                    codes, dtype=pd.CategoricalDtype(list(self._versions)), validate=False
+                ),
+                "latency_ms": latency,
+                "error": error,
+            }
+        )
+
+    def _keep_from(self, now: int) -> int:
+        return min(now - self.window_ns + 1, self._next_bucket if self._next_bucket is not None else now)
 
     def advance(self, wall_s: float) -> int:
-        """Close finished trend buckets and forget rows no longer needed; return the clock (ns)."""
+        """Close finished trend buckets and forget batches no longer needed; return the clock (ns)."""
         now = self.clock.now(_ns(wall_s))
         if self._next_bucket is None or not self._chunks:
             return now
         current = now - now % self.window_ns
-        rows = self._rows()
-        ts = rows["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         if current > self._next_bucket:
-            self._close_buckets(rows, ts, current)
-        keep_from = min(now - self.window_ns + 1, self._next_bucket)
-        if len(ts) and ts.min() < keep_from:
-            self._chunks = [rows[ts >= keep_from].reset_index(drop=True)]
+            self._close_buckets(*self._columns(), current)
+        keep_from = self._keep_from(now)
+        self._chunks = [c for c in self._chunks if c.high >= keep_from]
         return now
 
-    def _close_buckets(self, rows: pd.DataFrame, ts: np.ndarray, current: int) -> None:
+    def _close_buckets(
+        self, ts: np.ndarray, codes: np.ndarray, latency: np.ndarray, error: np.ndarray, current: int
+    ) -> None:
         w = self.window_ns
         maxlen = self._trend.maxlen or TREND_POINTS
         first = max(self._next_bucket, current - maxlen * w)
         sel = (ts >= first) & (ts < current)
         by_bucket: dict[int, dict[str, float]] = {}
         if sel.any():
-            sub = rows.loc[sel, ["model_version", "latency_ms", "error", "ts"]].copy()
+            sub = self._frame(ts[sel], codes[sel], latency[sel], error[sel])
             sub["_bucket"] = ts[sel] - ts[sel] % w
             table = latency_table(sub, by=["_bucket", "model_version"], percentiles=[99.0])
             for b, v, p in zip(table["_bucket"], table["model_version"], table["p99_ms"], strict=True):
@@ -171,43 +229,38 @@ class RollingWindow:
     ) -> Snapshot:
         """The statistics of the window (clock - W, clock] at wall time `wall_s`."""
         qs = [float(q) for q in (percentiles or [50.0, 95.0, 99.0])]
-        if 99.0 not in qs:
-            qs_all = sorted({*qs, 99.0})
-        else:
-            qs_all = qs
+        qs_all = qs if 99.0 in qs else sorted({*qs, 99.0})
         now = self.advance(wall_s)
         start = now - self.window_ns
-        rows = self._rows()
-        ts = rows["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-        inside = rows[(ts > start) & (ts <= now)]
+        ts, codes, latency, error = self._columns()
+        inside = (ts > start) & (ts <= now)
+        everything = bool(inside.all())
+        frame = self._frame(*(a if everything else a[inside] for a in (ts, codes, latency, error)))
         covered_from = max(start, self._first_ns if self._first_ns is not None else now)
         span_s = max(MIN_SPAN_S, (now - covered_from) / 1e9)
-        table = _version_table(inside, qs_all)
+        table = _version_table(frame, qs_all)
         table["rate_per_s"] = table["requests"] / span_s
-        missing = [v for v in sorted(self._totals) if v not in set(table["model_version"])]
+        present = {str(v) for v in table["model_version"]}
+        missing = [v for v in sorted(self._totals) if v not in present]
         if missing:
             empty = pd.DataFrame({"model_version": missing})
             empty["requests"] = 0
             empty["errors"] = 0
             empty["rate_per_s"] = 0.0
             empty["samples"] = 0
+            table["model_version"] = table["model_version"].astype(object)
             table = pd.concat([table, empty], ignore_index=True)
             table = table.sort_values("model_version", kind="stable").reset_index(drop=True)
-        table["requests"] = table["requests"].astype(np.int64)
-        table["errors"] = table["errors"].astype(np.int64)
-        table["samples"] = table["samples"].astype(np.int64)
-        open_p99 = self._open_bucket_p99(rows, ts, now)
+        for col in ("requests", "errors", "samples"):
+            table[col] = table[col].astype(np.int64)
+        # The trend: p99 of each closed window-long bucket, then the current window's p99.
+        now_p99 = dict(zip(table["model_version"].astype(str), table[percentile_key(99.0)], strict=True))
         trend = {
-            v: [b.get(v, float("nan")) for _, b in self._trend] + [open_p99.get(v, float("nan"))]
-            for v in table["model_version"]
+            v: [b.get(v, float("nan")) for _, b in self._trend] + [float(now_p99.get(v, float("nan")))]
+            for v in table["model_version"].astype(str)
         }
         if qs_all != qs:
             table = table.drop(columns=[percentile_key(99.0)])
-        top = inside.nlargest(slowest, "latency_ms") if slowest else inside.iloc[:0]
-        top = top.copy()
-        found = [self._stages.get(str(r)) if r is not None else None for r in top.get("request_id", [])]
-        top["stage"] = pd.Series([f[0] if f else None for f in found], index=top.index, dtype=object)
-        top["stage_ms"] = pd.Series([f[1] if f else np.nan for f in found], index=top.index, dtype="float64")
         return Snapshot(
             window_start=pd.Timestamp(start, unit="ns", tz="UTC"),
             window_end=pd.Timestamp(now, unit="ns", tz="UTC"),
@@ -215,18 +268,30 @@ class RollingWindow:
             span_s=span_s,
             table=table,
             trend=trend,
-            slowest=top.reset_index(drop=True),
+            slowest=self._slowest(latency, inside, slowest),
             totals={v: (t[0], t[1]) for v, t in sorted(self._totals.items())},
             percentiles=qs,
         )
 
-    def _open_bucket_p99(self, rows: pd.DataFrame, ts: np.ndarray, now: int) -> dict[str, float]:
-        current = now - now % self.window_ns
-        sub = rows[(ts >= current) & (ts <= now)]
-        if sub.empty:
-            return {}
-        t = _version_table(sub, [99.0])
-        return {str(v): float(p) for v, p in zip(t["model_version"], t["p99_ms"], strict=True)}
+    def _slowest(self, latency: np.ndarray, inside: np.ndarray, k: int) -> pd.DataFrame:
+        """The `k` slowest requests in the window, with their dominant stage when known."""
+        candidates = np.flatnonzero(inside & ~np.isnan(latency))
+        if k and len(candidates) > k:
+            part = np.argpartition(-latency[candidates], k - 1)[:k]
+            candidates = candidates[part]
+        order = candidates[np.argsort(-latency[candidates], kind="stable")][:k] if k else candidates[:0]
+        offsets = np.cumsum([0] + [len(c.ts) for c in self._chunks])
+        picked = []
+        for idx in order:
+            ci = int(np.searchsorted(offsets, idx, side="right") - 1)
+            row = self._chunks[ci].rows.iloc[[int(idx - offsets[ci])]].copy()
+            row["model_version"] = row["model_version"].astype(str).astype(object)
+            picked.append(row)
+        top = pd.concat(picked, ignore_index=True) if picked else pd.DataFrame(columns=KEEP)
+        found = [self._stages.get(str(r)) if r is not None else None for r in top.get("request_id", [])]
+        top["stage"] = pd.Series([f[0] if f else None for f in found], index=top.index, dtype=object)
+        top["stage_ms"] = pd.Series([f[1] if f else np.nan for f in found], index=top.index, dtype="float64")
+        return top
 
 
 def _version_table(rows: pd.DataFrame, qs: list[float]) -> pd.DataFrame:
