@@ -31,13 +31,45 @@ SIGNATURE = 32  # bytes before the read position remembered to notice truncate-t
 SETTLE_S = 0.1  # a rotated-away file quiet this long is finished, and the new file opened
 
 
-class FollowBatch(list):  # noqa: FURB189 - a list with two annotations, by design
-    """The lines of one poll, plus the sources that ended and notices worth telling the user."""
+class FollowBatch:
+    """The lines of one poll, as blocks of consecutive lines per source, plus the sources that
+    ended and notices worth telling the user.
+
+    Iterating gives `(source, line_no, raw)` for every non-blank line; `blocks` gives
+    `(source, first_line_no, [raw, ...])` runs (blank lines included) for `RecordParser.feed_block`.
+    """
+
+    __slots__ = ("blocks", "ended", "notices")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.blocks: list[tuple[str, int, list[bytes]]] = []
         self.ended: list[str] = []  # sources whose current file is finished (call finish_source)
-        self.notices: list[str] = []  # "app.log: file truncated, reading from the start"
+        self.notices: list[str] = []  # "app.log: file truncated; reading it from the start"
+
+    def append(self, line: Line) -> None:
+        source, line_no, raw = line
+        self.blocks.append((source, line_no, [raw]))
+
+    def __iter__(self) -> Iterator[Line]:
+        for source, first, lines in self.blocks:
+            for line_no, raw in enumerate(lines, first):
+                if raw and not raw.isspace():
+                    yield (source, line_no, raw)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(lines for _, _, lines in self.blocks)
+
+    def __eq__(self, other: object) -> bool:
+        try:
+            return list(self) == list(other)  # type: ignore[call-overload]
+        except TypeError:
+            return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FollowBatch({list(self)!r}, ended={self.ended!r})"
 
 
 @dataclass
@@ -65,16 +97,14 @@ class _Path:
     seen: bool = False  # the path existed at least once
 
 
-def _split(buf: bytes, source: str, first_no: int, out: list[Line], strip_nul: bool) -> int:
-    """Append the lines of `buf` (which ends with a newline) to `out`; return how many it held."""
+def _split(buf: bytes, source: str, last_no: int, out: FollowBatch, strip_nul: bool) -> int:
+    """Add the lines of `buf` (which ends with a newline) to `out` as one block; return how many."""
     parts = buf.split(b"\n")
     parts.pop()  # empty, after the final newline
     if strip_nul and parts and parts[0].startswith(b"\x00"):
         parts[0] = parts[0].lstrip(b"\x00")
-    n = first_no
-    for n, raw in enumerate(parts, first_no + 1):
-        if raw and not raw.isspace():
-            out.append((source, n, raw))
+    if parts:
+        out.blocks.append((source, last_no + 1, parts))
     return len(parts)
 
 
@@ -264,8 +294,7 @@ class Follower:
     def _flush_partial(source: str, f: _Open, batch: FollowBatch) -> None:
         if f.partial:
             f.line_no += 1
-            if not f.partial.isspace():
-                batch.append((source, f.line_no, f.partial))
+            batch.append((source, f.line_no, f.partial))
             f.partial = b""
 
     def _finish(self, source: str, f: _Open, batch: FollowBatch) -> None:
@@ -340,7 +369,7 @@ class _StdinReader(threading.Thread):
             self._line_no += _split(buf[:cut], "-", self._line_no, batch, False)
         self._partial = buf[cut:]
         if eof:
-            if self._partial and not self._partial.isspace():
+            if self._partial:
                 batch.append(("-", self._line_no + 1, self._partial))
             self._partial = b""
             batch.ended.append("-")

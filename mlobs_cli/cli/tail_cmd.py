@@ -249,9 +249,10 @@ def run_tail(
             for notice in batch.notices:
                 warn(notice)
             if batch or batch.ended:
-                feed = parser.feed
-                for source, line_no, raw in batch:
-                    feed(source, line_no, raw if len(raw) <= cap else None)
+                for source, first, block in batch.blocks:
+                    if sum(map(len, block)) > cap:  # some line may be over the cap
+                        block = [raw if len(raw) <= cap else None for raw in block]
+                    parser.feed_block(source, first, block)
                 for source in batch.ended:
                     parser.finish_source(source)
                 data = dataset_from_batch(parser.take(), parser)
