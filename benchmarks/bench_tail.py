@@ -151,8 +151,9 @@ def sustain(rate: float, tmp: Path, seconds: float = 10.0) -> None:
     final = tail.stop()
     kept = backlog < written / (t1 - t0)
     print(f"sustain {rate:,.0f}/s: wrote {written / (t1 - t0):,.0f} lines/s, follower CPU "
-          f"{(cpu1 - cpu0) / (t1 - t0) * 100:.0f}%, backlog 1 s after the writer stopped {max(0, backlog):,} "
-          f"lines -> {'kept up' if kept else 'fell behind'} (final count {final.get('lines', 0):,})")  # fmt: skip
+          f"{(cpu1 - cpu0) / (t1 - t0) * 100:.0f}%, backlog 1 s after the writer stopped "
+          f"{max(0, backlog):,} lines -> {'kept up' if kept else 'fell behind'} "
+          f"(final count {final.get('lines', 0):,})")  # fmt: skip
 
 
 def main() -> None:

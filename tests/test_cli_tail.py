@@ -271,3 +271,17 @@ def test_live_view_at_a_pinned_width(tmp_path):
     assert "2 skipped (not_json 2)" in text and "ALERT v2.1: p99 > 250ms" in text
     assert max(len(ln) for ln in lines) <= 110
     assert pd.notna(snap.window_end)
+
+
+@pytest.mark.parametrize("writer", ["console", "otlp"])
+def test_spans_from_the_otel_sdk_count_one_request_per_trace(tmp_path, run_cli, writer):
+    from logs_from_libraries import write_console_spans, write_otlp_json
+
+    write = write_console_spans if writer == "console" else write_otlp_json
+    data = write(tmp_path / "spans.log", n=4).read_bytes()
+    result = run_cli("tail", "-", "--format", "ndjson", "--window", "1h", input=data)
+    assert result.exit_code == 0, result.stderr
+    final = ndjson(result.stdout)[-1]
+    assert final["requests_total"] == 4  # the root span of each trace, not its children
+    assert final["rows"][0]["model_version"] == "v2.1"
+    assert final["slowest"][0]["stage"] == "model.inference"  # the longest child span

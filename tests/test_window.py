@@ -202,3 +202,26 @@ def test_window_matches_numpy_on_any_batches(batches):
             assert row["p99_ms"] == np.percentile(vals, 99)
             assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert snap.requests_total == len(everything)
+
+
+def test_alerts_fire_once_and_recover_once():
+    from mlobs_cli.analysis.alerts import AlertTracker, parse_alert
+
+    tracker = AlertTracker([parse_alert("p99 > 250ms"), parse_alert("v2: rate < 1/s")])
+
+    def table(p99_v1, p99_v2, rate_v2, n_v2=10):
+        return pd.DataFrame(
+            {"model_version": ["v1", "v2"], "p99_ms": [p99_v1, p99_v2], "rate_per_s": [5.0, rate_v2],
+             "requests": [10, n_v2]}
+        )  # fmt: skip
+
+    assert tracker.update(table(100, 100, 2)) == []
+    fired = tracker.update(table(300, 100, 2))
+    assert [(c.rule.text, c.model_version, c.value, c.firing) for c in fired] == [
+        ("p99 > 250ms", "v1", 300.0, True)
+    ]
+    assert tracker.update(table(320, 100, 2)) == []  # still firing: no second line
+    assert tracker.firing() == {"v1": ["p99 > 250ms"]}
+    changes = tracker.update(table(200, np.nan, np.nan, n_v2=0))  # v2 went quiet: rate 0
+    assert [(c.model_version, c.firing) for c in changes] == [("v1", False), ("v2", True)]
+    assert tracker.firing_list() == [{"rule": "v2: rate < 1/s", "model_version": "v2", "value": 0.0}]

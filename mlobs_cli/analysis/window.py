@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlobs_cli.analysis.latency import latency_table, percentile_key
 
-KEEP = ["ts", "request_id", "model_version", "latency_ms", "status", "error", "source", "line"]
+KEEP = ["ts", "request_id", "trace_id", "model_version", "latency_ms", "status", "error", "source", "line"]
 TREND_POINTS = 10  # closed trend buckets kept per version (bucket = the window length)
 STAGE_MEMORY = 50_000  # request ids whose dominant stage is remembered
 MIN_SPAN_S = 1.0  # a rate is never computed over less than this (the first instants are noise)
@@ -273,6 +273,12 @@ class RollingWindow:
             percentiles=qs,
         )
 
+    def _stage_of(self, request_id: object, trace_id: object) -> tuple[str, float] | None:
+        for key in (request_id, trace_id):
+            if isinstance(key, str) and key in self._stages:
+                return self._stages[key]
+        return None
+
     def _slowest(self, latency: np.ndarray, inside: np.ndarray, k: int) -> pd.DataFrame:
         """The `k` slowest requests in the window, with their dominant stage when known."""
         candidates = np.flatnonzero(inside & ~np.isnan(latency))
@@ -288,7 +294,12 @@ class RollingWindow:
             row["model_version"] = row["model_version"].astype(str).astype(object)
             picked.append(row)
         top = pd.concat(picked, ignore_index=True) if picked else pd.DataFrame(columns=KEEP)
-        found = [self._stages.get(str(r)) if r is not None else None for r in top.get("request_id", [])]
+        found = [
+            self._stage_of(rid, tid)
+            for rid, tid in zip(
+                top.get("request_id", []), top.get("trace_id", [None] * len(top)), strict=True
+            )
+        ]
         top["stage"] = pd.Series([f[0] if f else None for f in found], index=top.index, dtype=object)
         top["stage_ms"] = pd.Series([f[1] if f else np.nan for f in found], index=top.index, dtype="float64")
         return top
@@ -332,9 +343,10 @@ def dominant_stages(spans: pd.DataFrame, milestones: pd.DataFrame) -> dict[str, 
             out.update(zip(best["request_id"], zip(best["stage"], best["ms"], strict=True), strict=True))
     if spans is not None and len(spans):
         s = spans[spans["parent_span_id"].notna() | (spans["kind"] == "stage")]
-        key = s["request_id"].where(s["request_id"].notna(), s["trace_id"])
-        s = s.assign(_key=key)[key.notna()]
-        if len(s):
-            best = s.loc[s.groupby("_key", sort=False)["duration_ms"].idxmax()]
-            out.update(zip(best["_key"], zip(best["name"], best["duration_ms"], strict=True), strict=True))
+        for key_col in ("trace_id", "request_id"):  # a request is found by either
+            sub = s[s[key_col].notna()]
+            if len(sub):
+                best = sub.loc[sub.groupby(key_col, sort=False)["duration_ms"].idxmax()]
+                pairs = zip(best["name"], best["duration_ms"], strict=True)
+                out.update(zip(best[key_col], pairs, strict=True))
     return out

@@ -236,8 +236,9 @@ def run_tail(
             rule = change.rule
             unit = rule.threshold.unit if rule.threshold else "number"
             what = "alert" if change.firing else "recovered"
+            label = rule.text if rule.scope else f"{rule.text} [{change.model_version}]"
             warn(
-                f"{what}: {rule.text} [{change.model_version}] "
+                f"{what}: {label} "
                 f"({rule.metric} = {format_value(change.value, unit)} over the "
                 f"{window_s:g}s window ending {view.iso_utc(snap.window_end)})"
             )
