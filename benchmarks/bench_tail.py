@@ -79,31 +79,37 @@ class Tail:
         return self.last
 
 
-def write_steady(path: Path, rate: float, seconds: float, start_i: int = 0) -> int:
-    """Append `rate` lines/s for `seconds`, 10 ms at a time; return how many lines were written."""
-    n = start_i
+def make_lines(rate: float, seconds: float) -> list[bytes]:
+    """The lines a writer will append, made beforehand and stamped with their planned write time,
+    so the writer itself costs little CPU and does not starve the follower on a small machine."""
+    total = int(rate * seconds)
+    base = time.time() + 0.5 + total * 3e-6
+    return [line(i, base + i / rate) for i in range(total)]
+
+
+def write_steady(path: Path, rate: float, lines: list[bytes]) -> int:
+    """Append `lines` at `rate` lines/s, 10 ms at a time; return how many were written."""
+    total = len(lines)
+    n = 0
     t0 = time.monotonic()
     with open(path, "ab", buffering=0) as fh:
-        while True:
-            elapsed = time.monotonic() - t0
-            if elapsed >= seconds:
-                break
-            due = start_i + int(elapsed * rate)
+        while n < total:
+            due = min(total, int((time.monotonic() - t0) * rate))
             if due > n:
-                now = time.time()
-                fh.write(b"".join(line(i, now) for i in range(n, due)))
+                fh.write(b"".join(lines[n:due]))
                 n = due
             time.sleep(0.01)
-    return n - start_i
+    return n
 
 
 def steady(rate: float, seconds: float, tmp: Path) -> None:
     path = tmp / "steady.log"
     path.write_bytes(b"")
+    lines = make_lines(rate, seconds)
     tail = Tail(path)
     tail.wait_ready()
     cpu0, t0 = cpu_seconds(tail.proc.pid), time.monotonic()
-    written = write_steady(path, rate, seconds)
+    written = write_steady(path, rate, lines)
     cpu1, t1 = cpu_seconds(tail.proc.pid), time.monotonic()
     time.sleep(2.5)
     final = tail.stop()
@@ -140,10 +146,11 @@ def catchup(lines: int, tmp: Path) -> float:
 def sustain(rate: float, tmp: Path, seconds: float = 10.0) -> None:
     path = tmp / f"sustain-{int(rate)}.log"
     path.write_bytes(b"")
+    lines = make_lines(rate, seconds)
     tail = Tail(path)
     tail.wait_ready()
     cpu0, t0 = cpu_seconds(tail.proc.pid), time.monotonic()
-    written = write_steady(path, rate, seconds)
+    written = write_steady(path, rate, lines)
     cpu1, t1 = cpu_seconds(tail.proc.pid), time.monotonic()
     time.sleep(1.1)  # one refresh later
     seen = tail.last.get("lines", 0)

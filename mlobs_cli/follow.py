@@ -425,6 +425,7 @@ def follow(
     try:
         first = True
         while not stop():
+            started = time.monotonic()
             batch = f.poll()
             if first:
                 batch.notices[:0] = f.backlog_notices
@@ -432,13 +433,14 @@ def follow(
             yield batch
             if f.exhausted:
                 return
-            if not f.more and not batch:
-                f.wake.wait(interval)
-                f.wake.clear()
-            elif not f.more:
-                # Lines arrived: wait a little so the next batch is not tiny, but stay responsive.
-                f.wake.wait(interval / 2)
-                f.wake.clear()
+            if f.more:
+                continue  # a source had more than one poll's budget: read on at once
+            # Sleep what is left of the interval after the consumer's work on this batch (half an
+            # interval when lines arrived, so a busy stream is read often enough to keep up).
+            pause = (interval / 2 if batch else interval) - (time.monotonic() - started)
+            if pause > 0:
+                f.wake.wait(pause)
+            f.wake.clear()
     finally:
         f.close()
 
