@@ -435,9 +435,9 @@ def follow(
                 return
             if f.more:
                 continue  # a source had more than one poll's budget: read on at once
-            # Sleep what is left of the interval after the consumer's work on this batch (half an
-            # interval when lines arrived, so a busy stream is read often enough to keep up).
-            pause = (interval / 2 if batch else interval) - (time.monotonic() - started)
+            # Sleep what is left of the interval after the consumer's work on this batch: a busy
+            # stream is read again at once when its batch took a whole interval to handle.
+            pause = interval - (time.monotonic() - started)
             if pause > 0:
                 f.wake.wait(pause)
             f.wake.clear()
