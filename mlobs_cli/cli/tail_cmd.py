@@ -57,8 +57,8 @@ class _Requests:
         if data.requests_from == "root spans" and not self.summaries_seen:
             spans = data.spans
             roots = spans[spans["parent_span_id"].isna() & (spans["kind"] != "stage")]
-            key = list(zip(roots["trace_id"], roots["name"], roots["duration_ms"], strict=True))
-            mine = [k in set(key) for k in zip(req["trace_id"], req["name"], req["latency_ms"], strict=True)]
+            keys = set(zip(roots["trace_id"], roots["name"], roots["duration_ms"], strict=True))
+            mine = [k in keys for k in zip(req["trace_id"], req["name"], req["latency_ms"], strict=True)]
             return req[mine]
         return req.iloc[:0]
 
