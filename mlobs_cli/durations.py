@@ -163,9 +163,7 @@ def parse_time_bound(text: str, newest: pd.Timestamp) -> pd.Timestamp:
             raise UsageError(f"invalid time {text!r}", f"use {TIME_BOUND_HELP}")
         return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     if _BARE_NUMBER.match(stripped):
-        raise UsageError(
-            f"time bound {text!r} has no unit", f"use {TIME_BOUND_HELP}; e.g. {stripped}m"
-        )
+        raise UsageError(f"time bound {text!r} has no unit", f"use {TIME_BOUND_HELP}; e.g. {stripped}m")
     try:
         seconds = parse_duration(stripped, allow_zero=True)
     except UsageError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,25 @@ import pandas as pd
 from mlobs_cli.config import Settings
 from mlobs_cli.records import (
     BAD_TIMESTAMP,
+    REQUEST_FIELDS,
     Batch,
     FieldStats,
+    Group,
     RecordParser,
     SkipReport,
+    paused_gc,
 )
 from mlobs_cli.schema import UNIT_FACTORS_MS, guess_duration_unit
 from mlobs_cli.sources import TruncatedInputError, expand_sources, iter_line_blocks, open_source
+from mlobs_cli.values import (
+    durations_ms,
+    error_levels,
+    error_markers,
+    optional_durations_ms,
+    scalars,
+    status_codes,
+    texts,
+)
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_EVENTS = 250_000
@@ -57,6 +70,7 @@ class Dataset:
     unit_guesses: dict[str, dict[str, str]] = field(default_factory=dict)
     ts_kinds: dict[str, int] = field(default_factory=dict)
     requests_from: str = "summaries"  # summaries | root spans | milestones
+    list_keys: list[str] = field(default_factory=list)  # request keys holding lists/objects only
 
 
 # ---- timestamps -----------------------------------------------------------------------------
@@ -80,10 +94,17 @@ def utc_times(values: list[Any], kinds: dict[str, int] | None = None) -> tuple[p
     bad = np.zeros(n, dtype=bool)
     if n == 0:
         return pd.Series(pd.to_datetime(out, utc=True)), bad
-    obj = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-    types = np.fromiter((type(v) for v in obj), dtype=object, count=n)
-    is_str = types == str
-    is_num = (types == int) | (types == float)
+    obj = np.empty(n, dtype=object)
+    obj[:] = values
+    kinds_seen = set(map(type, values))
+    if kinds_seen == {str}:
+        types = None
+        is_str = np.ones(n, dtype=bool)
+        is_num = np.zeros(n, dtype=bool)
+    else:
+        types = np.fromiter((type(v) for v in obj), dtype=object, count=n)
+        is_str = types == str
+        is_num = (types == int) | (types == float)
     if is_num.any():
         nums = obj[is_num].astype(np.float64)
         ns = _epoch_to_ns(nums)
@@ -114,8 +135,8 @@ def utc_times(values: list[Any], kinds: dict[str, int] | None = None) -> tuple[p
         bad[np.flatnonzero(is_str)[np.isnat(str_vals)]] = True
         if kinds is not None:
             kinds["iso8601"] = kinds.get("iso8601", 0) + int(is_str.sum())
-    other = ~(is_str | is_num) & (types != type(None))
-    bad |= other
+    if types is not None:
+        bad |= ~(is_str | is_num) & (types != type(None))
     return pd.Series(pd.to_datetime(out, utc=True)).astype(TS_DTYPE), bad
 
 
@@ -125,70 +146,110 @@ def _version_category(values: Iterable[Any]) -> pd.Categorical:
     return pd.Categorical(series)
 
 
-def _typed_attr(col: np.ndarray) -> pd.Series:
-    present = [v for v in col if v is not None]
-    if present and all(type(v) in (int, float) for v in present):
-        if all(type(v) is int for v in present):
-            return pd.Series(pd.array(list(col), dtype="Int64"))
-        return pd.Series(np.array([np.nan if v is None else v for v in col], dtype=np.float64))
-    return pd.Series(col, dtype=object)
+def _group_columns(group: Group) -> dict[str, list[Any]]:
+    rows = group.rows
+    return {name: list(map(itemgetter(i), rows)) for i, name in enumerate(group.fields)}
 
 
-def _requests_frame(batch: Batch, skipped: SkipReport, kinds: dict[str, int]) -> pd.DataFrame:
-    cols = batch.requests
-    n = len(cols["latency_ms"])
-    ts, bad = utc_times(cols["ts"], kinds)
+def _obj(values: Any, n: int) -> pd.Series:
+    """An object column (pandas 3 would otherwise infer its `str` dtype, slowly)."""
+    if values is None:
+        return pd.Series(np.full(n, None, dtype=object), dtype=object, copy=False)
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def _drop_bad(
+    frame: pd.DataFrame, bad: np.ndarray, reasons: list[str | None] | np.ndarray, skipped: SkipReport
+) -> pd.DataFrame:
+    if not bad.any():
+        return frame
+    for i in np.flatnonzero(bad):
+        skipped.add(str(reasons[i]), str(frame["source"].iat[i]), int(frame["line"].iat[i]))
+    return frame[~bad].reset_index(drop=True)
+
+
+def _requests_from_group(
+    group: Group, skipped: SkipReport, kinds: dict[str, int], list_keys: set[str]
+) -> pd.DataFrame:
+    """Type one group's raw rows into the requests frame contract (rows with bad values dropped)."""
+    plan = group.plan
+    n = len(group.rows)
+    cols = _group_columns(group)
+    ts, bad_ts = utc_times(list(cols["ts"]) if "ts" in cols else group.outer, kinds)
+    lat, lat_guess, reasons = durations_ms(cols["latency_ms"], plan.units.get("latency_ms"))
+    reason = np.asarray(reasons if reasons is not None else [None] * n, dtype=object)
+    bad = reason != None  # noqa: E711 - elementwise on an object array
+    reason[~bad & bad_ts] = BAD_TIMESTAMP
+    bad |= bad_ts
+    if "inference_ms" in cols:
+        inf, inf_guess = optional_durations_ms(cols["inference_ms"], plan.units.get("inference_ms"))
+    else:
+        inf, inf_guess = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if "status" in cols:
+        status, error = status_codes(cols["status"])
+    else:
+        status, error = pd.array([None] * n, dtype="Int64"), np.zeros(n, dtype=bool)
+    error = error | np.asarray((status >= 500).fillna(False), dtype=bool)
+    if "error" in cols:
+        error |= error_markers(cols["error"])
+    if "level" in cols:
+        error |= error_levels(cols["level"])
+    lat_key, inf_key = plan.keys.get("latency_ms"), plan.keys.get("inference_ms")
     frame = pd.DataFrame(
         {
             "ts": ts,
-            "request_id": pd.Series(cols["request_id"], dtype=object),
-            "trace_id": pd.Series(cols["trace_id"], dtype=object),
-            "model_version": pd.Series(cols["model_version"], dtype=object),
-            "latency_ms": np.asarray(cols["latency_ms"], dtype=np.float64),
-            "inference_ms": np.asarray(
-                [np.nan if v is None else v for v in cols["inference_ms"]], dtype=np.float64
-            ),
-            "status": pd.array(cols["status"], dtype="Int64"),
-            "error": np.asarray(cols["error"], dtype=bool),
-            "level": pd.Series(cols["level"], dtype=object),
-            "source": pd.Series(cols["source"], dtype=object),
-            "line": np.asarray(cols["line"], dtype=np.int64),
-            "latency_guess": pd.Series(cols["latency_guess"], dtype=object),
-            "inference_guess": pd.Series(cols["inference_guess"], dtype=object),
+            "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
+            "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
+            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "latency_ms": lat,
+            "inference_ms": inf,
+            "status": status,
+            "error": error,
+            "level": _obj(texts(cols["level"]) if "level" in cols else None, n),
+            "source": _obj(group.sources(), n),
+            "line": np.asarray(group.lines, dtype=np.int64),
+            "latency_guess": _obj(np.where(lat_guess, lat_key, None), n),
+            "inference_guess": _obj(np.where(inf_guess, inf_key, None), n),
         }
     )
-    for key, (rows, values) in batch.request_attrs.items():
-        if key in frame.columns:
-            key = f"attr.{key}"
-        col = np.full(n, None, dtype=object)
-        col[np.asarray(rows, dtype=np.int64)] = values
-        frame[key] = _typed_attr(col)
-    if bad.any():
-        for src, line in zip(frame["source"][bad], frame["line"][bad]):
-            skipped.add(BAD_TIMESTAMP, src, int(line))
-        frame = frame[~bad].reset_index(drop=True)
-    return frame
+    n_canon = len([f for f in group.fields if f in REQUEST_FIELDS])
+    for key in group.fields[n_canon:]:
+        column = scalars(cols[key])
+        if column.isna().all() and not all(v is None for v in cols[key]):
+            list_keys.add(key)  # lists/objects (e.g. predictions): not kept in the frame
+            continue
+        frame[key if key not in frame.columns else f"attr.{key}"] = column
+    return _drop_bad(frame, bad, reason, skipped)
 
 
-def _milestones_frame(batch: Batch, skipped: SkipReport, kinds: dict[str, int]) -> pd.DataFrame:
-    cols = batch.milestones
-    ts, bad = utc_times(cols["ts"], kinds)
+def _milestones_from_group(group: Group, skipped: SkipReport, kinds: dict[str, int]) -> pd.DataFrame:
+    cols = _group_columns(group)
+    n = len(group.rows)
+    ts, bad = utc_times(list(cols["ts"]) if "ts" in cols else group.outer, kinds)
+    names = cols.get("event") or cols.get("stage") or (None,) * n
     frame = pd.DataFrame(
         {
             "ts": ts,
-            "request_id": pd.Series(cols["request_id"], dtype=object),
-            "trace_id": pd.Series(cols["trace_id"], dtype=object),
-            "event": pd.Series(cols["event"], dtype=object),
-            "model_version": pd.Series(cols["model_version"], dtype=object),
-            "source": pd.Series(cols["source"], dtype=object),
-            "line": np.asarray(cols["line"], dtype=np.int64),
+            "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
+            "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
+            "event": _obj(texts(names), n),
+            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "source": _obj(group.sources(), n),
+            "line": np.asarray(group.lines, dtype=np.int64),
         }
     )
-    bad |= frame["ts"].isna().to_numpy()  # a milestone without a time is no milestone
-    if bad.any():
-        for src, line in zip(frame["source"][bad], frame["line"][bad]):
-            skipped.add(BAD_TIMESTAMP, src, int(line))
-        frame = frame[~bad].reset_index(drop=True)
+    bad = bad | frame["ts"].isna().to_numpy() | frame["event"].isna().to_numpy()
+    return _drop_bad(frame, bad, np.full(n, BAD_TIMESTAMP, dtype=object), skipped)
+
+
+def _in_log_order(frames: list[pd.DataFrame], order: dict[str, int]) -> pd.DataFrame | None:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return None
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:
+        key = frame["source"].map(order).to_numpy(dtype=np.int64) * (1 << 40) + frame["line"].to_numpy()
+        frame = frame.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
     return frame
 
 
@@ -252,6 +313,17 @@ def _finish_requests(frame: pd.DataFrame) -> pd.DataFrame:
     base = [c for c in REQUEST_BASE_COLUMNS + ("level",) if c in frame.columns]
     rest = [c for c in frame.columns if c not in base]
     return frame[base + rest]
+
+
+def _empty_milestones() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": pd.Series([], dtype=TS_DTYPE),
+            **{c: pd.Series([], dtype=object) for c in ("request_id", "trace_id", "event", "model_version")},
+            "source": pd.Series([], dtype=object),
+            "line": pd.Series([], dtype=np.int64),
+        }
+    )
 
 
 def _empty_requests() -> pd.DataFrame:
@@ -393,20 +465,33 @@ class FrameBuilder:
         self._spans: list[pd.DataFrame] = []
         self.ts_kinds: dict[str, int] = {}
         self.extra_skips = SkipReport()
+        self.list_keys: set[str] = set()
 
     def add(self, batch: Batch) -> None:
-        if batch.requests["latency_ms"]:
-            self._requests.append(_requests_frame(batch, self.extra_skips, self.ts_kinds))
-        if batch.milestones["event"]:
-            self._milestones.append(_milestones_frame(batch, self.extra_skips, self.ts_kinds))
+        with paused_gc():
+            self._add(batch)
+
+    def _add(self, batch: Batch) -> None:
+        skips, kinds = self.extra_skips, self.ts_kinds
+        req = _in_log_order(
+            [_requests_from_group(g, skips, kinds, self.list_keys) for g in batch.requests],
+            batch.source_order,
+        )
+        if req is not None:
+            self._requests.append(req)
+        ms = _in_log_order(
+            [_milestones_from_group(g, skips, kinds) for g in batch.milestones], batch.source_order
+        )
+        if ms is not None:
+            self._milestones.append(ms)
         if batch.spans["name"]:
-            self._spans.append(_spans_frame(batch, self.extra_skips, self.ts_kinds))
+            self._spans.append(_spans_frame(batch, skips, kinds))
 
     def finish(self, parser: RecordParser) -> Dataset:
         self.add(parser.take())
         skipped = parser.skipped
         skipped.merge(self.extra_skips)
-        empty_ms = _milestones_frame(Batch(), SkipReport(), {})
+        empty_ms = _empty_milestones()
         empty_sp = _spans_frame(Batch(), SkipReport(), {})
         requests = _concat(self._requests, _empty_requests())
         guesses: dict[str, dict[str, str]] = {}
@@ -431,6 +516,7 @@ class FrameBuilder:
             unit_guesses=guesses,
             ts_kinds=self.ts_kinds,
             requests_from=requests_from,
+            list_keys=sorted(self.list_keys),
         )
         _fill_versions(data)
         return data
@@ -443,10 +529,16 @@ def dataset_from_batch(batch: Batch, parser: RecordParser | None = None) -> Data
     return builder.finish(parser or RecordParser())
 
 
-def dataset_from_sources(specs: list[str], settings: Settings | None = None) -> Dataset:
-    """Read every source, parse it, and build the `Dataset` (streaming, chunked)."""
+def dataset_from_sources(
+    specs: list[str], settings: Settings | None = None, *, keep: frozenset[str] | None = None
+) -> Dataset:
+    """Read every source, parse it, and build the `Dataset` (streaming, chunked).
+
+    `keep` limits the event kinds stored (`requests`, `milestones`, `spans`): the others are still
+    read, checked and counted.
+    """
     settings = settings or Settings()
-    parser = RecordParser(settings.overrides)
+    parser = RecordParser(settings.overrides, keep=keep)
     builder = FrameBuilder()
     for source in expand_sources(specs):
         stream = open_source(source)

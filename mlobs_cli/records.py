@@ -1,53 +1,94 @@
-"""Records: raw log lines -> normalized events, accumulated column by column.
+"""Records: raw log lines -> normalized events, grouped by event shape.
 
 `RecordParser` takes raw lines (bytes) source by source and sorts each event into one of three kinds:
 request summaries, stage milestones and spans (see docs/DESIGN.md), unwrapping Docker json-file and
-Kubernetes CRI envelopes, OTLP JSON batches and the OpenTelemetry SDK's multi-line console spans on the
-way. Anything unusable is counted in a `SkipReport` by reason; nothing here prints or raises on input.
-Per-line work is kept small: the mapping from a line's keys to canonical fields is computed once per
-distinct key set (a "plan") and reused; timestamps and unit guesses are resolved later, vectorized, by
-`frame`.
+Kubernetes CRI envelopes, OTLP JSON batches and the OpenTelemetry SDK's multi-line console spans.
+Unparseable input is counted in a `SkipReport` by reason; nothing here prints or raises on input.
+
+Per-line work is minimal by design: the mapping from a line's keys to canonical fields is computed once
+per distinct key set (a "plan"), and each line of that shape costs one orjson parse, one dict lookup
+and one `itemgetter` call whose tuple is kept raw. Values are typed later, a whole column at a time
+(`values`, `frame`).
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from mlobs_cli import otel
-from mlobs_cli.schema import (
-    UNIT_FACTORS_MS,
-    FieldOverride,
-    canonical_for_key,
-    duration_from_text,
-)
+from mlobs_cli.schema import FieldOverride, canonical_for_key
+from mlobs_cli.values import _one_duration
 
 MAX_EXAMPLES = 5
 MAX_MULTILINE_LINES = 100_000
 _BOM = b"\xef\xbb\xbf"
 _CRI = re.compile(rb"^(\d{4}-\d\d-\d\dT\S+) (stdout|stderr) ([PF]) ?(.*)$", re.DOTALL)
 _SCALARS = (str, int, float, bool)
-_ERROR_LEVELS = frozenset({"error", "err", "critical", "fatal", "crit", "alert", "emergency", "severe"})
-_ERROR_WORDS = frozenset({"error", "err", "fail", "failed", "failure", "exception", "timeout"})
-_OK_WORDS = frozenset({"ok", "success", "succeeded", "done", "completed"})
 _CONTAINERS = frozenset({"predictions", "attrs", "attributes", "context", "resource", "events"})
 
-# Skip reasons (stable names: they appear in JSON output and tests).
+# Skip reasons decided while reading lines (stable names: they appear in JSON output and tests).
 NOT_JSON = "not_json"
 NOT_OBJECT = "not_object"
 TRUNCATED = "truncated_line"
 TOO_LONG = "line_too_long"
-BAD_LATENCY = "bad_latency"
-NEGATIVE_LATENCY = "negative_latency"
-MISSING_LATENCY = "missing_latency"
 BAD_TIMESTAMP = "bad_timestamp"
 BAD_SPAN = "bad_span"
 BAD_MULTILINE = "bad_multiline_json"
 TRUNCATED_STREAM = "truncated_stream"
+
+# The canonical fields each kind of event keeps, in the order of the group's tuples.
+REQUEST_FIELDS = (
+    "ts",
+    "request_id",
+    "trace_id",
+    "model_version",
+    "latency_ms",
+    "inference_ms",
+    "status",
+    "error",
+    "level",
+)
+MILESTONE_FIELDS = ("ts", "request_id", "trace_id", "event", "stage", "model_version")
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "request_id",
+    "name",
+    "kind",
+    "start",
+    "end",
+    "duration_ms",
+    "error",
+    "model_version",
+    "attrs",
+    "source",
+    "line",
+)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of flat, acyclic rows.
+
+    Each collection would walk every row kept so far, making parsing quadratic in practice.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class SkipReport:
@@ -75,14 +116,14 @@ class SkipReport:
                 self.examples.append(ex)
 
     def as_dict(self) -> dict[str, Any]:
-        """`{"total": N, "by_reason": {reason: N}}`, reasons sorted by count."""
+        """`{"total": N, "by_reason": {reason: N}}`, reasons by count."""
         return {"total": self.total, "by_reason": dict(self.by_reason.most_common())}
 
     def example_lines(self) -> list[str]:
         return [f"{src}:{line}: {reason}" for src, line, reason in self.examples]
 
     def summary_line(self, lines: int) -> str:
-        """One stderr line: `skipped 12 of 10,240 lines (not_json 9, bad_latency 3); first at a.log:7`."""
+        """One stderr line: `skipped 12 of 10,240 lines (not_json 9, ...); first at a.log:7`."""
         reasons = ", ".join(f"{r} {n:,}" for r, n in self.by_reason.most_common())
         text = f"skipped {self.total:,} of {lines:,} lines ({reasons})"
         if self.examples:
@@ -94,7 +135,7 @@ class SkipReport:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """How to read one shape of event (one distinct key set): which key feeds which field."""
 
     kind: str  # request | milestone | stage | other
@@ -104,55 +145,70 @@ class _Plan:
     dict_keys: tuple[str, ...]  # keys holding nested objects: flatten first
     style: str
     special: str | None = None  # docker | otel: an envelope or span export, not a plain event
+    group: Group | None = None
+
+    @property
+    def fast(self) -> bool:
+        """Lines of this shape can take the fast path (no envelope, no nesting, has a time)."""
+        return self.group is not None and not self.dict_keys and "ts" in self.keys
 
 
-def _columns(*names: str) -> dict[str, list[Any]]:
-    return {n: [] for n in names}
+class Group:
+    """The raw rows of one event shape: a tuple of values per line, its line number and source."""
+
+    __slots__ = ("plan", "fields", "getter", "rows", "lines", "runs", "outer", "last_source")
+
+    def __init__(self, plan: Plan, fields: tuple[str, ...], keys: tuple[str, ...]) -> None:
+        self.plan = plan
+        self.fields = fields  # names of the tuple's items: canonical fields, then attribute keys
+        getter = itemgetter(*keys) if len(keys) > 1 else None
+        self.getter = getter if getter is not None else (lambda obj, _k=keys[0]: (obj[_k],))
+        self.rows: list[tuple[Any, ...]] = []
+        self.lines: list[int] = []
+        self.runs: list[tuple[int, str]] = []  # (first row, source) whenever the source changes
+        self.outer: list[Any] = []  # envelope times, for shapes that log no time of their own
+        self.last_source: str | None = None
+
+    def add(self, obj: dict[str, Any], source: str, line_no: int, outer_ts: Any = None) -> None:
+        if source is not self.last_source:
+            self.runs.append((len(self.rows), source))
+            self.last_source = source
+        self.rows.append(self.getter(obj))
+        self.lines.append(line_no)
+        if "ts" not in self.plan.keys:
+            self.outer.append(outer_ts)
+
+    def sources(self) -> list[str]:
+        """The source of every row, expanded from the runs."""
+        out: list[str] = []
+        for i, (start, src) in enumerate(self.runs):
+            end = self.runs[i + 1][0] if i + 1 < len(self.runs) else len(self.rows)
+            out.extend([src] * (end - start))
+        return out
+
+    def take(self) -> Group:
+        """A copy holding the rows so far; this group starts empty."""
+        taken = Group.__new__(Group)
+        taken.plan, taken.fields, taken.getter = self.plan, self.fields, self.getter
+        taken.rows, taken.lines, taken.runs, taken.outer = self.rows, self.lines, self.runs, self.outer
+        taken.last_source = None
+        self.rows, self.lines, self.runs, self.outer = [], [], [], []
+        self.last_source = None
+        return taken
 
 
-REQUEST_COLUMNS = (
-    "ts",
-    "request_id",
-    "trace_id",
-    "model_version",
-    "latency_ms",
-    "latency_guess",
-    "inference_ms",
-    "inference_guess",
-    "status",
-    "error",
-    "level",
-    "source",
-    "line",
-)
-MILESTONE_COLUMNS = ("ts", "request_id", "trace_id", "event", "model_version", "source", "line")
-SPAN_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "request_id",
-    "name",
-    "kind",
-    "start",
-    "end",
-    "duration_ms",
-    "error",
-    "model_version",
-    "attrs",
-    "source",
-    "line",
-)
+def _span_columns() -> dict[str, list[Any]]:
+    return {n: [] for n in SPAN_COLUMNS}
 
 
 @dataclass
 class Batch:
-    """Events parsed since the last `RecordParser.take()`, as lists per column."""
+    """Events parsed since the last `RecordParser.take()`: raw groups of rows, and span columns."""
 
-    requests: dict[str, list[Any]] = field(default_factory=lambda: _columns(*REQUEST_COLUMNS))
-    request_attrs: dict[str, tuple[list[int], list[Any]]] = field(default_factory=dict)
-    milestones: dict[str, list[Any]] = field(default_factory=lambda: _columns(*MILESTONE_COLUMNS))
-    spans: dict[str, list[Any]] = field(default_factory=lambda: _columns(*SPAN_COLUMNS))
-    n_requests: int = 0
+    requests: list[Group] = field(default_factory=list)
+    milestones: list[Group] = field(default_factory=list)
+    spans: dict[str, list[Any]] = field(default_factory=_span_columns)
+    source_order: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,7 +220,7 @@ class FieldStats:
     mapping: dict[str, Counter[tuple[str, str | None]]] = field(default_factory=dict)
     blank_lines: int = 0
 
-    def note_mapping(self, plan: _Plan, count: int = 1) -> None:
+    def note_mapping(self, plan: Plan, count: int = 1) -> None:
         for canon, key in plan.keys.items():
             self.mapping.setdefault(canon, Counter())[(key, plan.units.get(canon))] += count
 
@@ -189,35 +245,50 @@ def _style_of(keys: set[str]) -> str:
 
 
 class RecordParser:
-    """Incremental parser: `feed`/`feed_block` lines, `take()` the events, read `skipped` and `stats`."""
+    """Incremental parser: `feed`/`feed_block` lines, `take()` the events, read `skipped` and `stats`.
 
-    def __init__(self, overrides: dict[str, FieldOverride] | None = None) -> None:
+    `keep` names the event kinds to keep (`requests`, `milestones`, `spans`); lines of other kinds
+    are still parsed, checked and counted, but not stored.
+    """
+
+    def __init__(
+        self, overrides: dict[str, FieldOverride] | None = None, keep: frozenset[str] | None = None
+    ) -> None:
         self.overrides = overrides or {}
+        self.keep = keep if keep is not None else frozenset({"requests", "milestones", "spans"})
         self.skipped = SkipReport()
         self.stats = FieldStats()
         self.lines = 0
-        self._batch = Batch()
-        self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._plan_use: Counter[int] = Counter()
-        self._plan_by_id: dict[int, _Plan] = {}
+        self._plans: dict[tuple[str, ...], Plan] = {}
+        self._groups: list[Group] = []
+        self._spans = _span_columns()
+        self._source_order: dict[str, int] = {}
         self._partial: dict[tuple[str, str], tuple[int, bytes]] = {}
         self._multi: dict[str, list[Any]] = {}
 
     # ---- public API -------------------------------------------------------------------------
     @property
     def pending_events(self) -> int:
-        """Request summaries and milestones parsed but not yet taken (to decide when to chunk)."""
-        return self._batch.n_requests + len(self._batch.milestones["event"]) + len(self._batch.spans["name"])
+        """Events parsed but not yet taken (to decide when to turn them into frames)."""
+        return sum(len(g.rows) for g in self._groups) + len(self._spans["name"])
 
     def take(self) -> Batch:
         """Return the events accumulated since the last call, and start a new batch."""
-        self._fold_plan_use()
-        batch, self._batch = self._batch, Batch()
+        batch = Batch(source_order=dict(self._source_order))
+        for group in self._groups:
+            if not group.rows:
+                continue
+            self.stats.note_mapping(group.plan, len(group.rows))
+            target = batch.requests if group.plan.kind == "request" else batch.milestones
+            target.append(group.take())
+        batch.spans, self._spans = self._spans, _span_columns()
         return batch
 
     def feed(self, source: str, line_no: int, raw: bytes | None) -> None:
         """Parse one raw line (without its newline); `None` means the line was over the size cap."""
         self.lines += 1
+        if source not in self._source_order:
+            self._source_order[source] = len(self._source_order)
         if raw is None:
             self.skipped.add(TOO_LONG, source, line_no)
             return
@@ -227,13 +298,12 @@ class RecordParser:
             return
         if raw.startswith(_BOM):
             raw = raw[3:]
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
         stripped = raw.strip()
         if not stripped:
             self.stats.blank_lines += 1
             return
-        if stripped[:1] == b"{":
+        first = stripped[:1]
+        if first == b"{":
             try:
                 obj = orjson.loads(stripped)
             except orjson.JSONDecodeError:
@@ -248,17 +318,10 @@ class RecordParser:
         if cri is not None:
             self._feed_cri(source, line_no, cri)
             return
-        if stripped[:1] == b"[":
-            if stripped == b"[":
-                self._start_multiline(source, line_no, stripped)
-                return
-            try:
-                orjson.loads(stripped)
-                self.skipped.add(NOT_OBJECT, source, line_no)
-            except orjson.JSONDecodeError:
-                self.skipped.add(NOT_JSON, source, line_no)
+        if stripped == b"[":
+            self._start_multiline(source, line_no, stripped)
             return
-        if stripped[:1] in b'"-0123456789tfn':  # a JSON scalar is JSON, but not an event
+        if first in b'["-0123456789tfn':  # JSON that is not an object is not an event
             try:
                 orjson.loads(stripped)
                 self.skipped.add(NOT_OBJECT, source, line_no)
@@ -269,31 +332,46 @@ class RecordParser:
 
     def feed_block(self, source: str, first_line_no: int, lines: list[bytes | None]) -> int:
         """Parse a block of consecutive lines; returns the next line number. The fast path."""
+        if source not in self._source_order:
+            self._source_order[source] = len(self._source_order)
         feed = self.feed
-        loads = orjson.loads
         feed_dict = self._feed_dict
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        plans_get = self._plans.get
+        events = self.stats.events
+        formats = self.stats.formats
         n = first_line_no
-        for raw in lines:
-            # Fast path: a plain JSON object line with nothing to strip.
-            if raw and raw[:1] == b"{" and raw[-1:] == b"}" and source not in self._multi:
-                try:
-                    obj = loads(raw)
-                except orjson.JSONDecodeError:
+        fast = 0
+        with paused_gc():  # rows kept are flat tuples of scalars: nothing for the collector
+            for raw in lines:
+                if raw and raw[:1] == b"{" and raw[-1:] == b"}" and source not in self._multi:
+                    try:
+                        obj = loads(raw)
+                    except decode_error:
+                        feed(source, n, raw)
+                        n += 1
+                        continue
+                    plan = plans_get(tuple(obj))
+                    if plan is not None and plan.fast:
+                        plan.group.add(obj, source, n)  # type: ignore[union-attr]
+                        events[plan.kind] += 1
+                        formats[plan.style] += 1
+                        fast += 1
+                    else:
+                        self.lines += 1
+                        feed_dict(obj, source, n, None)
+                else:
                     feed(source, n, raw)
-                    n += 1
-                    continue
-                self.lines += 1
-                feed_dict(obj, source, n, None)
-            else:
-                feed(source, n, raw)
-            n += 1
+                n += 1
+        self.lines += fast
         return n
 
     def finish_source(self, source: str, *, truncated: bool = False, line_no: int = 0) -> None:
         """End of a source: flush held partial lines and unfinished multi-line objects as skips."""
         multi = self._multi.pop(source, None)
         if multi is not None:
-            self.skipped.add(BAD_MULTILINE, source, multi[0])
+            self.skipped.add(BAD_MULTILINE, source, multi[0], count=len(multi[1]))
         for key in [k for k in self._partial if k[0] == source]:
             start, _ = self._partial.pop(key)
             self.skipped.add(TRUNCATED, source, start)
@@ -375,8 +453,7 @@ class RecordParser:
 
     # ---- multi-line JSON (ConsoleSpanExporter, pretty-printed OTLP documents) ---------------
     def _start_multiline(self, source: str, line_no: int, stripped: bytes) -> None:
-        self._multi[source] = [line_no, [stripped], 0]
-        self._multi[source][2] = _depth_change(stripped)
+        self._multi[source] = [line_no, [stripped], _depth_change(stripped)]
 
     def _continue_multiline(self, source: str, line_no: int, raw: bytes, state: list[Any]) -> None:
         start, parts, depth = state
@@ -406,20 +483,19 @@ class RecordParser:
             self.skipped.add(NOT_OBJECT, source, start)
 
     # ---- events -----------------------------------------------------------------------------
-    def _plan_for(self, obj: dict[str, Any]) -> _Plan:
+    def _plan_for(self, obj: dict[str, Any]) -> Plan:
         keys = tuple(obj)
         plan = self._plans.get(keys)
         if plan is None:
             plan = self._make_plan(obj)
             self._plans[keys] = plan
-            self._plan_by_id[id(plan)] = plan
         return plan
 
-    def _make_plan(self, obj: dict[str, Any]) -> _Plan:
+    def _make_plan(self, obj: dict[str, Any]) -> Plan:
         if otel.is_otlp_traces(obj) or otel.is_otlp_logs(obj) or otel.is_console_span(obj):
-            return _Plan("other", {}, {}, (), (), "otel", special="otel")
+            return Plan("other", {}, {}, (), (), "otel", special="otel")
         if "log" in obj and "stream" in obj and isinstance(obj.get("log"), str):
-            return _Plan("other", {}, {}, (), (), "docker-json-file", special="docker")
+            return Plan("other", {}, {}, (), (), "docker-json-file", special="docker")
         dict_keys = tuple(k for k, v in obj.items() if isinstance(v, dict) and k not in _CONTAINERS)
         best: dict[str, tuple[int, str, str | None]] = {}
         for key in obj:
@@ -431,7 +507,7 @@ class RecordParser:
                 best[canon] = (prio, key, unit)
         keys = {canon: key for canon, (_, key, _) in best.items()}
         units: dict[str, str | None] = {
-            canon: unit for canon, (_, _, unit) in best.items() if canon in ("latency_ms", "inference_ms")
+            c: u for c, (_, _, u) in best.items() if c in ("latency_ms", "inference_ms")
         }
         for ov in self.overrides.values():
             if ov.key in obj:
@@ -449,7 +525,17 @@ class RecordParser:
             kind = "milestone"
         else:
             kind = "other"
-        return _Plan(kind, keys, units, attr_keys, dict_keys, _style_of(set(obj)))
+        plan = Plan(kind, keys, units, attr_keys, dict_keys, _style_of(set(obj)))
+        if not dict_keys:
+            if kind == "request" and "requests" in self.keep:
+                fields = tuple(f for f in REQUEST_FIELDS if f in keys)
+                plan.group = Group(plan, fields + attr_keys, tuple(keys[f] for f in fields) + attr_keys)
+            elif kind == "milestone" and "milestones" in self.keep:
+                fields = tuple(f for f in MILESTONE_FIELDS if f in keys)
+                plan.group = Group(plan, fields, tuple(keys[f] for f in fields))
+            if plan.group is not None:
+                self._groups.append(plan.group)
+        return plan
 
     def _feed_dict(
         self, obj: dict[str, Any], source: str, line_no: int, outer_ts: Any, counted: bool = False
@@ -466,171 +552,45 @@ class RecordParser:
             plan = self._plan_for(obj)
         if not counted:
             self.stats.formats[plan.style] += 1
-        self._plan_use[id(plan)] += 1
-        kind = plan.kind
-        self.stats.events[kind] += 1
-        if kind == "request":
-            self._add_request(obj, plan, source, line_no, outer_ts)
-        elif kind == "milestone":
-            self._add_milestone(obj, plan, source, line_no, outer_ts)
-        elif kind == "stage":
+        self.stats.events[plan.kind] += 1
+        if plan.group is not None:
+            plan.group.add(obj, source, line_no, outer_ts)
+        elif plan.kind == "stage" and "spans" in self.keep:
             self._add_stage(obj, plan, source, line_no, outer_ts)
+        elif plan.kind == "other" and plan.keys:
+            self.stats.note_mapping(plan)
 
-    def _duration(
-        self, value: Any, unit: str | None, source: str, line_no: int
-    ) -> tuple[float, str | None] | None:
-        """(value in ms or raw, unit-guess marker) or None when the line must be skipped."""
-        if type(value) is str:
-            parsed = duration_from_text(value)
-            if parsed is None:
-                self.skipped.add(BAD_LATENCY, source, line_no)
-                return None
-            value, text_unit = parsed
-            unit = text_unit or unit
-        elif value is None:
-            self.skipped.add(MISSING_LATENCY, source, line_no)
-            return None
-        elif type(value) is bool or not isinstance(value, (int, float)):
-            self.skipped.add(BAD_LATENCY, source, line_no)
-            return None
-        value = float(value)
-        if value < 0 or value != value or value in (float("inf"), float("-inf")):
-            self.skipped.add(NEGATIVE_LATENCY if value < 0 else BAD_LATENCY, source, line_no)
-            return None
-        if unit is None:
-            return value, "?"
-        return value * UNIT_FACTORS_MS[unit], None
-
-    def _add_request(
-        self, obj: dict[str, Any], plan: _Plan, source: str, line_no: int, outer_ts: Any
-    ) -> None:
-        keys = plan.keys
-        lat_key = keys["latency_ms"]
-        lat = self._duration(obj.get(lat_key), plan.units.get("latency_ms"), source, line_no)
-        if lat is None:
-            self.stats.events["request"] -= 1
-            return
-        inf_ms, inf_guess = None, None
-        inf_key = keys.get("inference_ms")
-        if inf_key is not None:
-            raw_inf = obj.get(inf_key)
-            if raw_inf is not None:
-                parsed = self._duration_quiet(raw_inf, plan.units.get("inference_ms"))
-                if parsed is not None:
-                    inf_ms, inf_guess = parsed
-        g = obj.get
-        status_key = keys.get("status")
-        status, status_error = _status_of(g(status_key)) if status_key else (None, None)
-        err_key = keys.get("error")
-        level_key = keys.get("level")
-        level = g(level_key) if level_key else None
-        error = bool(status_error) or (status is not None and status >= 500)
-        if err_key is not None and _is_error_marker(g(err_key)):
-            error = True
-        if type(level) is str and level.lower() in _ERROR_LEVELS:
-            error = True
-        cols = self._batch.requests
-        ts_key = keys.get("ts")
-        cols["ts"].append(g(ts_key) if ts_key else outer_ts)
-        cols["request_id"].append(_id_text(g(keys["request_id"])) if "request_id" in keys else None)
-        cols["trace_id"].append(_id_text(g(keys["trace_id"])) if "trace_id" in keys else None)
-        cols["model_version"].append(
-            _version_text(g(keys["model_version"])) if "model_version" in keys else None
-        )
-        cols["latency_ms"].append(lat[0])
-        cols["latency_guess"].append(lat_key if lat[1] else None)
-        cols["inference_ms"].append(inf_ms)
-        cols["inference_guess"].append(inf_key if inf_guess else None)
-        cols["status"].append(status)
-        cols["error"].append(error)
-        cols["level"].append(level if type(level) is str else None)
-        cols["source"].append(source)
-        cols["line"].append(line_no)
-        row = self._batch.n_requests
-        self._batch.n_requests = row + 1
-        attrs = self._batch.request_attrs
-        for key in plan.attr_keys:
-            value = obj[key]
-            if type(value) in _SCALARS:
-                slot = attrs.get(key)
-                if slot is None:
-                    slot = attrs[key] = ([], [])
-                slot[0].append(row)
-                slot[1].append(value)
-
-    def _duration_quiet(self, value: Any, unit: str | None) -> tuple[float, str | None] | None:
-        if type(value) is str:
-            parsed = duration_from_text(value)
-            if parsed is None:
-                return None
-            value, text_unit = parsed
-            unit = text_unit or unit
-        if type(value) is bool or not isinstance(value, (int, float)):
-            return None
-        value = float(value)
-        if value < 0 or value != value:
-            return None
-        if unit is None:
-            return value, "?"
-        return value * UNIT_FACTORS_MS[unit], None
-
-    def _add_milestone(
-        self, obj: dict[str, Any], plan: _Plan, source: str, line_no: int, outer_ts: Any
-    ) -> None:
+    def _add_stage(self, obj: dict[str, Any], plan: Plan, source: str, line_no: int, outer_ts: Any) -> None:
         keys = plan.keys
         g = obj.get
-        name = g(keys["event"]) if "event" in keys else g(keys["stage"])
-        if name is None:
-            self.stats.events["milestone"] -= 1
-            self.stats.events["other"] += 1
-            return
-        cols = self._batch.milestones
-        ts_key = keys.get("ts")
-        cols["ts"].append(g(ts_key) if ts_key else outer_ts)
-        cols["request_id"].append(_id_text(g(keys["request_id"])) if "request_id" in keys else None)
-        cols["trace_id"].append(_id_text(g(keys["trace_id"])) if "trace_id" in keys else None)
-        cols["event"].append(str(name))
-        cols["model_version"].append(
-            _version_text(g(keys["model_version"])) if "model_version" in keys else None
-        )
-        cols["source"].append(source)
-        cols["line"].append(line_no)
-
-    def _add_stage(self, obj: dict[str, Any], plan: _Plan, source: str, line_no: int, outer_ts: Any) -> None:
-        keys = plan.keys
-        g = obj.get
-        dur = self._duration(g(keys["latency_ms"]), plan.units.get("latency_ms"), source, line_no)
-        if dur is None:
+        value, guess, reason = _one_duration(g(keys["latency_ms"]), plan.units.get("latency_ms"))
+        if reason is not None:
             self.stats.events["stage"] -= 1
+            self.skipped.add(reason, source, line_no)
             return
-        ms = dur[0] if dur[1] is None else dur[0] * 1000.0  # unitless stage durations: seconds
-        ts_key = keys.get("ts")
-        end = g(ts_key) if ts_key else outer_ts
+        ms = value * 1000.0 if guess else value  # unitless stage durations: seconds
         attrs = {k: obj[k] for k in plan.attr_keys if type(obj[k]) in _SCALARS}
-        status_key = keys.get("status")
-        status, status_error = _status_of(g(status_key)) if status_key else (None, None)
-        error = bool(status_error) or (status is not None and status >= 500)
-        if "error" in keys and _is_error_marker(g(keys["error"])):
-            error = True
+        status = g(keys["status"]) if "status" in keys else None
+        error = (type(status) is int and status >= 500) or bool(g(keys.get("error", "\0")))
         self._append_span(
-            trace_id=_id_text(g(keys["trace_id"])) if "trace_id" in keys else None,
-            span_id=_id_text(g(keys["span_id"])) if "span_id" in keys else None,
-            parent=_id_text(g(keys["parent_span_id"])) if "parent_span_id" in keys else None,
-            request_id=_id_text(g(keys["request_id"])) if "request_id" in keys else None,
+            trace_id=_text(g(keys.get("trace_id", "\0"))),
+            span_id=_text(g(keys.get("span_id", "\0"))),
+            parent=_text(g(keys.get("parent_span_id", "\0"))),
+            request_id=_text(g(keys.get("request_id", "\0"))),
             name=str(g(keys["stage"])),
             kind="stage",
             start=None,
-            end=end,
+            end=g(keys["ts"]) if "ts" in keys else outer_ts,
             duration_ms=ms,
             error=error,
-            model_version=_version_text(g(keys["model_version"])) if "model_version" in keys else None,
+            model_version=_text(g(keys.get("model_version", "\0"))),
             attrs=attrs,
             source=source,
             line_no=line_no,
         )
 
     def _append_span(self, **kw: Any) -> None:
-        cols = self._batch.spans
+        cols = self._spans
         cols["trace_id"].append(kw["trace_id"])
         cols["span_id"].append(kw["span_id"])
         cols["parent_span_id"].append(kw["parent"])
@@ -665,6 +625,8 @@ class RecordParser:
                 self.skipped.add(BAD_SPAN, source, line_no)
                 continue
             self.stats.events["span"] += 1
+            if "spans" not in self.keep:
+                continue
             attrs = span["attrs"]
             self._append_span(
                 trace_id=span["trace_id"],
@@ -683,12 +645,15 @@ class RecordParser:
                 line_no=line_no,
             )
 
-    def _fold_plan_use(self) -> None:
-        for plan_id, count in self._plan_use.items():
-            plan = self._plan_by_id[plan_id]
-            if plan.kind != "other":
-                self.stats.note_mapping(plan, count)
-        self._plan_use.clear()
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "" or type(value) is bool:
+        return None
+    if type(value) is str:
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
 
 
 def _first_attr(attrs: dict[str, Any], canon: str) -> str | None:
@@ -700,7 +665,7 @@ def _first_attr(attrs: dict[str, Any], canon: str) -> str | None:
                 best = (hit[1], value)
     if best is None:
         return None
-    return _version_text(best[1]) if canon == "model_version" else _id_text(best[1])
+    return _text(best[1])
 
 
 def _span_status_error(attrs: dict[str, Any]) -> bool:
@@ -733,48 +698,3 @@ def _depth_change(line: bytes) -> int:
         elif ch in (0x7D, 0x5D):
             depth -= 1
     return depth
-
-
-def _id_text(value: Any) -> str | None:
-    if value is None or value == "" or type(value) is bool:
-        return None
-    if type(value) is str:
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    return None
-
-
-def _version_text(value: Any) -> str | None:
-    if value is None or value == "" or type(value) is bool:
-        return None
-    if type(value) is str:
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    return None
-
-
-def _status_of(value: Any) -> tuple[int | None, bool | None]:
-    """(HTTP-like code or None, error flag from a word status or None)."""
-    if type(value) is int:
-        return value, None
-    if type(value) is float and value.is_integer():
-        return int(value), None
-    if type(value) is str:
-        text = value.strip().lower()
-        if text.isdigit():
-            return int(text), None
-        if text in _OK_WORDS:
-            return None, False
-        if text in _ERROR_WORDS or text.startswith(("error", "fail")):
-            return None, True
-    return None, None
-
-
-def _is_error_marker(value: Any) -> bool:
-    if value is None or value is False or value == "" or value == 0:
-        return False
-    if type(value) is str and value.strip().lower() in ("none", "null", "false", "no", "0"):
-        return False
-    return True

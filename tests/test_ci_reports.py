@@ -42,7 +42,7 @@ def test_annotations_one_per_non_passing_result_with_level_by_outcome():
     lines = ci.annotation_lines(_report())
     assert lines == [
         "::error title=mlobs check FAIL%3A p99 < 250ms [v2.1]::p99 < 250ms (--assert) on v2.1: "
-        "observed 312.4 ms, threshold < 250 ms (v2.1, 300 samples)",
+        "observed 312.4 ms, threshold < 250ms (v2.1, 300 samples)",
         "::warning title=mlobs check WARN%3A error_rate < 1%25 [v2.1]::error_rate < 1%25 "
         "(check.rules[2].assert) on v2.1: observed 2%25, threshold < 1%25 (v2.1, 300 samples)",
         "::error title=mlobs check NO DATA%3A model_version [all versions]::model_version "
@@ -73,7 +73,7 @@ def test_step_summary_is_markdown_with_escaped_cells():
     assert lines[0] == "### mlobs check: FAILED"
     assert lines[2] == "FAILED: 1 of 1 results fail the check"
     assert lines[4] == "| rule | group | observed | threshold | status |"
-    assert lines[6] == "| p99 &lt; 1s | v&lt;b&gt;\\|1 | 2,000 ms | &lt; 1,000 ms | ❌ FAIL |"
+    assert lines[6] == "| p99 &lt; 1s | v&lt;b&gt;\\|1 | 2,000 ms | &lt; 1s | ❌ FAIL |"
 
 
 def test_append_step_summary_appends(tmp_path):
@@ -116,7 +116,7 @@ def test_junit_has_one_testcase_per_result_with_failures_carrying_the_observed_v
     assert list(cases[0]) == []  # pass
     failure = cases[1].find("failure")
     assert failure.get("type") == "threshold"
-    assert failure.get("message") == "observed 312.4 ms, threshold < 250 ms (v2.1, 300 samples)"
+    assert failure.get("message") == "observed 312.4 ms, threshold < 250ms (v2.1, 300 samples)"
     assert "observed: 312.4 ms" in failure.text and "group: v2.1" in failure.text
     assert cases[2].find("failure") is None  # a warning never fails the suite
     assert "WARN" in cases[2].find("system-out").text

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from frames import requests_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlobs_cli.analysis.baseline import compare_to_baseline
 from mlobs_cli.analysis.latency import (
-    compare_to_baseline,
     histogram,
     latency_table,
     low_sample,
@@ -20,6 +19,7 @@ from mlobs_cli.analysis.latency import (
     stage_metric,
 )
 from mlobs_cli.errors import UsageError
+from tests.frames import requests_frame
 
 PS = [50.0, 90.0, 95.0, 99.0, 99.9]
 T0 = pd.Timestamp("2026-11-26T10:00:00Z")
@@ -158,9 +158,7 @@ def test_zero_span_gives_null_rate() -> None:
 
 
 def test_all_errors_and_a_version_with_no_successes() -> None:
-    frame = requests_frame(
-        [5, 6, 7, 8], versions=["bad", "bad", "good", "good"], status=[500, 503, 200, 200]
-    )
+    frame = requests_frame([5, 6, 7, 8], versions=["bad", "bad", "good", "good"], status=[500, 503, 200, 200])
     table = latency_table(frame, by=["model_version"], percentiles=[50, 99], status="ok")
     bad = table[table["model_version"] == "bad"].iloc[0]
     assert bad["requests"] == 2 and bad["errors"] == 2 and bad["error_rate"] == 1.0
@@ -318,9 +316,7 @@ versions_st = st.sampled_from(["v1", "v2", "v3"])
 @settings(max_examples=60, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(
-            st.floats(0, 1e5, allow_nan=False), versions_st, st.integers(0, 3_600), st.booleans()
-        ),
+        st.tuples(st.floats(0, 1e5, allow_nan=False), versions_st, st.integers(0, 3_600), st.booleans()),
         min_size=1,
         max_size=80,
     ),
@@ -361,3 +357,43 @@ def test_properties(rows, every) -> None:
             np.testing.assert_array_equal(
                 [r.p50_ms, r.p99_ms], np.percentile(inside["latency_ms"].to_numpy(), [50, 99])
             )
+
+
+def test_group_by_a_field_holding_lists() -> None:
+    frame = requests_frame([1, 2, 3], extra={"predictions": [[1, 2], [1, 2], None]})
+    table = latency_table(frame, by=["predictions"], percentiles=[50])
+    assert sorted(table["requests"].tolist()) == [1, 2]
+
+
+def test_many_groups_take_the_vectorized_sort_and_stay_exact(monkeypatch) -> None:
+    import mlobs_cli.analysis.latency as lat
+
+    frame = _random_frame(3000, seed=9)
+    frame["user"] = [f"u{i % 400}" for i in range(3000)]
+    monkeypatch.setattr(lat, "MAX_GROUP_SORTS", 10_000)
+    loop = latency_table(frame, by=["model_version", "user"], percentiles=PS)
+    monkeypatch.setattr(lat, "MAX_GROUP_SORTS", 5)
+    vectorized = latency_table(frame, by=["model_version", "user"], percentiles=PS)
+    assert len(loop) > 5
+    pd.testing.assert_frame_equal(loop, vectorized)
+    row = vectorized.iloc[17]
+    values = frame.loc[
+        (frame["model_version"] == row["model_version"]) & (frame["user"] == row["user"]), "latency_ms"
+    ]
+    np.testing.assert_array_equal(
+        row[["p50_ms", "p99.9_ms"]].to_numpy(float), np.percentile(values, [50, 99.9])
+    )
+
+
+def test_stage_metric_from_timeline_stages_by_request_key() -> None:
+    frame = requests_frame([10, 20])
+    frame.loc[1, "request_id"] = None  # this request is known by its trace id only
+    stages = pd.DataFrame(
+        {
+            "request_id": ["req-0", "req-0", f"{1:032x}"],
+            "trace_id": [None, None, f"{1:032x}"],
+            "stage": ["inference", "feature fetch", "inference"],
+            "duration_ms": [4.0, 1.0, 6.5],
+        }
+    )
+    assert stage_metric(frame, stages, "inference", name_col="stage").tolist() == [4.0, 6.5]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import tomllib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mlobs_cli.analysis.check_settings import check_settings
 from mlobs_cli.analysis.rules import (
     RuleSyntaxError,
-    check_settings,
     parse_assert,
     parse_regression,
     parse_require,
@@ -23,6 +25,7 @@ from mlobs_cli.errors import ConfigError, ExitCode
         ("v2.1: p99 < 300ms", "stat", "p99", "latency_ms", "<", 300.0, "ms", "v2.1"),
         ("  v2.1-rc+1 :p99<=0.3s", "stat", "p99", "latency_ms", "<=", 300.0, "ms", "v2.1-rc+1"),
         ("*: p50 < 1.5s", "stat", "p50", "latency_ms", "<", 1500.0, "ms", "*"),
+        ('"model:v2": p50 < 1s', "stat", "p50", "latency_ms", "<", 1000.0, "ms", "model:v2"),
         ("p99.9 < 1m", "stat", "p99.9", "latency_ms", "<", 60_000.0, "ms", None),
         ("mean < 250 ms", "stat", "mean", "latency_ms", "<", 250.0, "ms", None),
         ("max < 1h30m", "stat", "max", "latency_ms", "<", 5_400_000.0, "ms", None),
@@ -205,6 +208,35 @@ def test_check_table_is_validated_strictly(toml, message):
 def test_rule_in_file_that_does_not_parse_names_its_place():
     with pytest.raises(RuleSyntaxError) as info:
         check_settings(tomllib.loads("[[check.rules]]\nassert = 'p99 < 250xs'")["check"])
-    assert str(info.value).startswith(
-        "check.rules[1].assert 'p99 < 250xs' does not parse at column 7"
-    )
+    assert str(info.value).startswith("check.rules[1].assert 'p99 < 250xs' does not parse at column 7")
+
+
+RULE_ALPHABET = "pmaxenrt_ligquds0123456789.:%/()<>=,* v\t&\"'"
+
+
+@given(st.text(alphabet=RULE_ALPHABET, max_size=40) | st.text(max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_any_text_parses_or_fails_with_a_caret_inside_the_rule(text):
+    for parse in (parse_assert, parse_require, parse_regression):
+        try:
+            rule = parse(text)
+        except RuleSyntaxError as err:
+            assert 0 <= err.pos <= len(text)
+            assert err.length >= 1
+            src, caret = err.caret_lines()
+            assert caret.strip() == "^" * err.length
+        else:
+            assert rule.threshold is not None
+            assert rule.text == text.strip()
+
+
+@given(
+    q=st.sampled_from(["50", "90", "95", "99", "99.9"]),
+    value=st.decimals(min_value=0, max_value=10_000, places=3),
+    unit=st.sampled_from([("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)]),
+    op=st.sampled_from(["<", "<=", ">", ">="]),
+)
+def test_latency_thresholds_convert_to_ms(q, value, unit, op):
+    rule = parse_assert(f"p{q} {op} {value}{unit[0]}")
+    assert rule.op == op and rule.percentile == float(q)
+    assert rule.threshold.value == pytest.approx(float(value) * unit[1], rel=1e-12)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from frames import requests_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlobs_cli.analysis.where import parse_where, tokenize
 from mlobs_cli.errors import UsageError
+from tests.frames import requests_frame
 
 
 @pytest.fixture
@@ -195,6 +195,4 @@ def test_numeric_comparisons_agree_with_pandas(values, threshold) -> None:
         expected = fn(filled, threshold) & present
         np.testing.assert_array_equal(got, expected)
     got = parse_where(f"not (status > {threshold})").mask(f).to_numpy()
-    np.testing.assert_array_equal(
-        got, ~(col.fillna(-99).to_numpy(dtype=np.int64) > threshold) | ~present
-    )
+    np.testing.assert_array_equal(got, ~(col.fillna(-99).to_numpy(dtype=np.int64) > threshold) | ~present)

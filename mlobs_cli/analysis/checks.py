@@ -13,14 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlobs_cli.analysis.rules import POOLED_SCOPE, Quantity, Rule
+from mlobs_cli.analysis.rules import POOLED_SCOPE, Rule
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlobs_cli.frame import Dataset
-
 ALL_VERSIONS = "all versions"
+UNKNOWN_VERSION = "unknown"  # the frame's model_version for requests that did not log one
 WHOLE_INPUT = "all lines"
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -66,7 +65,7 @@ class CheckResult:
     @property
     def label(self) -> str:
         """`p99 < 250ms [v2.1]`: how CI reports name this result."""
-        return f"{self.rule.text} [{self.group}]"
+        return f"{self.rule.display} [{self.group}]"
 
 
 def threshold_text(rule: Rule) -> str:
@@ -74,8 +73,8 @@ def threshold_text(rule: Rule) -> str:
     if q is None:
         return ""
     if rule.kind == "regression":
-        return f"<= +{_num(q.value * 100)}% vs baseline"
-    return f"{rule.op} {format_value(q.value, q.unit)}"
+        return f"<= +{q.text} vs baseline"
+    return f"{rule.op} {q.text}"  # as the user wrote it: exact
 
 
 def _num(v: float) -> str:
@@ -87,11 +86,12 @@ def format_value(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if unit == "ms":
-        return f"{_num(round(value, 3))} ms"
+        return f"{_num(round(value, 1))} ms"
     if unit == "fraction":
-        return f"{_num(round(value * 100, 4))}%"
+        pct = round(value * 100, 2)
+        return f"{_num(pct) if pct or not value else f'{value * 100:.2g}'}%"
     if unit == "per_s":
-        return f"{_num(round(value, 3))}/s"
+        return f"{_num(round(value, 2))}/s"
     return _num(round(value, 3))
 
 
@@ -99,6 +99,8 @@ def format_value(value: float | None, unit: str) -> str:
 class CheckReport:
     results: list[CheckResult]
     allow_missing: bool
+    #: requests without a model version, left out of per-version results (pooled rules keep them)
+    unversioned: int = 0
 
     @property
     def failed(self) -> bool:
@@ -118,7 +120,7 @@ class _Stats:
 
     def __init__(self, requests: pd.DataFrame) -> None:
         self.requests = requests
-        self._cache: dict[tuple[str, bool], pd.DataFrame] = {}
+        self._cache: dict[tuple[str, bool], dict[str | None, dict[str, Any]]] = {}
         self.percentiles: dict[str, set[float]] = {}
 
     def want(self, rule: Rule) -> None:
@@ -127,30 +129,25 @@ class _Stats:
         if rule.percentile is not None:
             qs.add(rule.percentile)
 
-    def table(self, fld: str, pooled: bool) -> pd.DataFrame:
-        """One row per version (or one pooled row) of `fld`; versions that lack it have no row."""
+    def rows(self, fld: str, pooled: bool) -> dict[str | None, dict[str, Any]]:
+        """latency_table rows by version (None: the pooled row); `samples` counts values of `fld`."""
         key = (fld, pooled)
         if key not in self._cache:
             from mlobs_cli.analysis.latency import latency_table
 
-            frame = self.requests
-            if fld != "latency_ms":
-                frame = frame[frame[fld].notna()]
             qs = sorted(self.percentiles.get(fld) or {50.0})
-            tab = latency_table(
-                frame, by=[] if pooled else ["model_version"], percentiles=qs, metric=fld
-            )
-            tab = tab[tab["requests"] > 0]
-            self._cache[key] = tab.reset_index(drop=True)
+            by = [] if pooled else ["model_version"]
+            tab = latency_table(self.requests, by=by, percentiles=qs, metric=fld)
+            records = tab[tab["requests"] > 0].to_dict("records")
+            self._cache[key] = {(None if pooled else str(r["model_version"])): r for r in records}
         return self._cache[key]
 
     def row(self, fld: str, version: str | None) -> dict[str, Any] | None:
-        tab = self.table(fld, version is None)
-        if version is not None:
-            tab = tab[tab["model_version"].astype(str) == version]
-        if tab.empty:
+        """The group's row, or None when the group has no value of `fld`."""
+        row = self.rows(fld, version is None).get(version)
+        if row is None or int(row["samples"]) == 0:
             return None
-        return tab.iloc[0].to_dict()
+        return row
 
 
 def _stat_value(rule: Rule, row: dict[str, Any]) -> float:
@@ -172,13 +169,19 @@ def _versions(requests: pd.DataFrame) -> list[str]:
     return sorted(present)
 
 
+def per_version_groups(versions: Sequence[str]) -> list[str]:
+    """The versions that per-version rules report on: `unknown` only when it is all there is."""
+    known = [v for v in versions if v != UNKNOWN_VERSION]
+    return known or list(versions)
+
+
 def _groups(rule: Rule, versions: Sequence[str]) -> list[str | None]:
     """The versions a rule yields results for; None means all versions pooled."""
     if rule.scope == POOLED_SCOPE:
         return [None]
     if rule.scope is not None:
         return [rule.scope]
-    return list(versions) or [None]
+    return per_version_groups(versions) or [None]
 
 
 def _group_name(version: str | None) -> str:
@@ -187,17 +190,22 @@ def _group_name(version: str | None) -> str:
 
 def evaluate(
     rules: Sequence[Rule],
-    data: Dataset,
+    requests: pd.DataFrame,
     *,
+    lines: int = 0,
+    skipped: int = 0,
     allow_missing: bool = False,
     baseline_version: str | None = None,
-    baseline_data: Dataset | None = None,
+    baseline_requests: pd.DataFrame | None = None,
 ) -> CheckReport:
-    """Evaluate every rule; results come in rule order, then version order."""
-    requests = data.requests
+    """Evaluate every rule on a `requests` frame (and the input's line/skip counts).
+
+    Results come in rule order, then version order (sorted). `baseline_requests` is the frame of a
+    baseline log file; without it, regression rules compare with `baseline_version` in `requests`.
+    """
     versions = _versions(requests)
     stats = _Stats(requests)
-    base_stats = _Stats(baseline_data.requests) if baseline_data is not None else None
+    base_stats = _Stats(baseline_requests) if baseline_requests is not None else None
     for rule in rules:
         if rule.kind in ("stat", "regression"):
             stats.want(rule)
@@ -219,7 +227,7 @@ def evaluate(
 
     for rule in rules:
         if rule.kind == "input":
-            _eval_skipped(rule, data, add)
+            _eval_skipped(rule, lines, skipped, add)
         elif rule.kind == "require":
             _eval_require(rule, requests, add)
         elif rule.kind == "regression":
@@ -230,7 +238,10 @@ def evaluate(
         else:
             for version in _groups(rule, versions):
                 _eval_metric(rule, stats, requests, versions, version, add)
-    return CheckReport(results, allow_missing)
+    unversioned = 0
+    if UNKNOWN_VERSION in versions and per_version_groups(versions) != versions:
+        unversioned = int((requests["model_version"].astype(str) == UNKNOWN_VERSION).sum())
+    return CheckReport(results, allow_missing, unversioned)
 
 
 def _eval_metric(
@@ -249,17 +260,19 @@ def _eval_metric(
         add(rule, version, "no_data", observed_text=f"version not in the logs (seen: {seen})")
         return
     fld = rule.field or "latency_ms"
-    if rule.kind == "stat" and fld not in requests.columns:
+    if rule.kind == "stat" and (fld not in requests.columns or not requests[fld].notna().any()):
         add(rule, version, "no_data", observed_text=f"field {fld} is not in the logs")
         return
     if rule.kind == "stat" and fld != "latency_ms" and not _is_numeric(requests[fld]):
         add(rule, version, "no_data", observed_text=f"field {fld} is not numeric")
         return
+    from mlobs_cli.analysis.latency import min_samples
+
     row = stats.row(fld if rule.kind == "stat" else "latency_ms", version)
     if row is None:
         add(rule, version, "no_data", observed_text=f"{fld} not logged for this version")
         return
-    n = int(row["requests"])
+    n = int(row["samples"] if rule.kind == "stat" else row["requests"])
     if rule.kind == "stat":
         observed = _stat_value(rule, row)
     elif rule.metric == "error_rate":
@@ -273,14 +286,10 @@ def _eval_metric(
         add(rule, version, "no_data", observed_text=why, samples=n)
         return
     assert rule.threshold is not None
-    add(
-        rule,
-        version,
-        _verdict(rule, observed),
-        observed=observed,
-        observed_text=format_value(observed, rule.threshold.unit),
-        samples=n,
-    )
+    text = format_value(observed, rule.threshold.unit)
+    if rule.percentile is not None and n < min_samples(rule.percentile):
+        text += f" (only {n:,} samples: near the max)"
+    add(rule, version, _verdict(rule, observed), observed=observed, observed_text=text, samples=n)
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -289,9 +298,7 @@ def _is_numeric(col: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(col)) and not pd.api.types.is_bool_dtype(col)
 
 
-def _eval_skipped(rule: Rule, data: Dataset, add: Callable[..., None]) -> None:
-    lines = int(data.lines)
-    skipped = int(data.skipped.total)
+def _eval_skipped(rule: Rule, lines: int, skipped: int, add: Callable[..., None]) -> None:
     assert rule.threshold is not None
     if lines == 0:
         add(rule, None, "no_data", group=WHOLE_INPUT, observed_text="no lines read")
@@ -371,7 +378,7 @@ def _eval_regression(
         add(rule, None, "no_data", observed_text=f"field {fld} is not in the logs")
         return
     if base_stats is None:
-        targets = [v for v in versions if v != baseline_version]
+        targets = [v for v in per_version_groups(versions) if v != baseline_version]
         if baseline_version not in versions:
             add(
                 rule,
@@ -389,7 +396,7 @@ def _eval_regression(
             )
             return
     else:
-        targets = list(versions)
+        targets = per_version_groups(versions)
         if fld not in base_stats.requests.columns or base_stats.requests.empty:
             add(rule, None, "no_data", observed_text=f"baseline file has no {fld}")
             return
@@ -425,20 +432,13 @@ def _eval_regression(
             continue
         change = cur / ref - 1.0
         unit = " ms" if fld.endswith("_ms") else ""
-        text = (
-            f"{change * 100:+.1f}% ({rule.metric_label} {_num(round(cur, 1))}{unit} vs "
-            f"{_num(round(ref, 1))}{unit} on {where})"
-        )
+        text = f"{change * 100:+.1f}% ({_num(round(cur, 1))} vs {_num(round(ref, 1))}{unit} on {where})"
         add(
             rule,
             version,
             "pass" if change <= rule.threshold.value else "fail",
             observed=change,
             observed_text=text,
-            samples=int(cur_row["requests"]),
+            samples=int(cur_row["samples"]),
             baseline=baseline,
         )
-
-
-def quantity_text(q: Quantity | None) -> str:
-    return "" if q is None else q.text

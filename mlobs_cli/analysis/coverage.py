@@ -39,7 +39,7 @@ def _request_coverage(data: Dataset, canon: str) -> float | None:
     if canon == "model_version":
         present = (col.astype(object) != UNKNOWN_VERSION).sum()
     elif canon == "error":
-        return None
+        present = sum(data.stats.mapping.get("error", {}).values())
     else:
         present = col.notna().sum()
     return round(float(present) / len(req), 6)
@@ -82,6 +82,8 @@ def schema_report(data: Dataset) -> dict[str, Any]:
     for col in req.columns:
         if col not in known and len(req):
             attrs[col] = round(float(req[col].notna().sum()) / len(req), 6)
+    for key in data.list_keys:
+        attrs.setdefault(key, "lists or objects: not kept as a column")
     skipped = data.skipped.as_dict()
     skipped["examples"] = data.skipped.example_lines()
     if data.skipped.notes:

@@ -18,6 +18,7 @@ from mlobs_cli.durations import parse_duration
 from mlobs_cli.errors import UsageError
 
 STATUSES = ("all", "ok", "error")
+MAX_GROUP_SORTS = 50_000  # above this many groups, one lexsort beats a sort per group
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 BUCKET = "bucket_start"
 # Columns of the table after the group keys (DESIGN.md), then `samples` (how many values fed the
@@ -102,7 +103,10 @@ def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, int]:
         codes = series.cat.codes.to_numpy().astype(np.int64)
         uniques = pd.Index(series.cat.categories)
     else:
-        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists, dicts): group by their text
+            codes, uniques = pd.factorize(series.map(lambda v: None if v is None else repr(v)))
         codes = codes.astype(np.int64)
     try:
         rank_order = np.argsort(np.asarray(uniques), kind="stable")
@@ -246,11 +250,15 @@ def latency_table(
     sel_codes = codes[select]
     sel_values = values[select]
     samples = np.bincount(sel_codes, minlength=n_groups)
-    sel_sorted = sel_values[np.argsort(small[select], kind="stable")]
     sel_starts = _starts(samples)
-    for g in np.flatnonzero(samples > 1):  # one C sort per group, not per row
-        s = sel_starts[g]
-        sel_sorted[s : s + samples[g]].sort()
+    multi = np.flatnonzero(samples > 1)
+    if len(multi) <= MAX_GROUP_SORTS:
+        sel_sorted = sel_values[np.argsort(small[select], kind="stable")]
+        for g in multi:  # one C sort per group, not per row
+            s = sel_starts[g]
+            sel_sorted[s : s + samples[g]].sort()
+    else:  # very many groups (e.g. --by request_id): one vectorized sort by (group, value)
+        sel_sorted = sel_values[np.lexsort((sel_values, sel_codes))]
     with np.errstate(divide="ignore", invalid="ignore"):
         means = np.bincount(sel_codes, weights=sel_values, minlength=n_groups) / samples
         error_rate = errors / counts
@@ -259,9 +267,7 @@ def latency_table(
 
     out: dict[str, object] = {}
     if every is not None:
-        out[BUCKET] = pd.to_datetime(
-            np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True
-        )
+        out[BUCKET] = pd.to_datetime(np.floor_divide(first, every_ns) * every_ns, unit="ns", utc=True)
     for key in by:
         out[key] = frame[key].iloc[rep].reset_index(drop=True)
     out["requests"] = counts.astype(np.int64)
@@ -290,75 +296,7 @@ def low_sample(table: pd.DataFrame, percentiles: list[float]) -> pd.DataFrame:
     than 1,000): such a percentile is (an interpolation toward) the maximum: flagged, not hidden.
     """
     samples = table["samples"].to_numpy()
-    return pd.DataFrame(
-        {percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index
-    )
-
-
-def compare_to_baseline(
-    table: pd.DataFrame,
-    baseline: str,
-    *,
-    percentiles: list[float],
-    regression: float = 0.10,
-    key: str = "model_version",
-) -> pd.DataFrame:
-    """Add, for every row, its change against the baseline version's row with the same other keys.
-
-    Adds `<col>_change` for `mean_ms`, each `pNN_ms` and `max_ms` as a relative change (0.12 = 12%
-    slower), `error_rate_change` as an absolute difference of fractions (0.003 = +0.3 points), and
-    `regressions`: the columns that got worse by more than `regression` (relative; an error rate
-    rising from zero counts as a regression). Baseline rows get changes of 0 and no regressions;
-    rows with no baseline counterpart (another bucket) get nulls. Raises UsageError when `key` is
-    not grouped by; the caller checks that the baseline version exists.
-    """
-    if key not in table.columns:
-        raise UsageError(f"--baseline compares {key} values, but the rows are not grouped by it")
-    others = [c for c in table.columns if c in (BUCKET,) or c in _group_columns(table, key)]
-    is_base = table[key].astype(str).to_numpy() == str(baseline)
-    base = table[is_base]
-    cols = ["mean_ms", *[percentile_key(q) for q in percentiles], "max_ms"]
-    if others:
-        joined = table[others].merge(
-            base[[*others, *cols, "error_rate"]], on=others, how="left", suffixes=("", "_base")
-        )
-        base_vals = {c: joined[c].to_numpy(dtype=np.float64) for c in [*cols, "error_rate"]}
-    else:
-        base_vals = {
-            c: np.full(len(table), base[c].iloc[0] if len(base) else np.nan, dtype=np.float64)
-            for c in [*cols, "error_rate"]
-        }
-    out = table.copy()
-    worse: list[np.ndarray] = []
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for c in cols:
-            cur = table[c].to_numpy(dtype=np.float64)
-            ref = base_vals[c]
-            change = np.where(ref > 0, (cur - ref) / ref, np.where(cur == ref, 0.0, np.nan))
-            out[f"{c}_change"] = change
-            worse.append(np.where(np.isnan(change), False, change > regression))
-        cur = table["error_rate"].to_numpy(dtype=np.float64)
-        ref = base_vals["error_rate"]
-        out["error_rate_change"] = cur - ref
-        rel = np.where(ref > 0, (cur - ref) / ref, np.where(cur > 0, np.inf, 0.0))
-        worse.append(np.where(np.isnan(cur - ref), False, rel > regression))
-    names = [*cols, "error_rate"]
-    flags = np.stack(worse, axis=1) if len(table) else np.zeros((0, len(names)), dtype=bool)
-    out["regressions"] = [[n for n, f in zip(names, row, strict=True) if f] for row in flags]
-    out.attrs.update(table.attrs)
-    out.attrs["baseline"] = str(baseline)
-    return out
-
-
-def _group_columns(table: pd.DataFrame, key: str) -> list[str]:
-    """The group-key columns of a latency table other than `key` (and the bucket)."""
-    keys = []
-    for c in table.columns:
-        if c == "requests":
-            break
-        if c not in (key, BUCKET):
-            keys.append(c)
-    return keys
+    return pd.DataFrame({percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index)
 
 
 def histogram(
@@ -390,15 +328,18 @@ def histogram(
     return edges, result
 
 
-def stage_metric(requests: pd.DataFrame, spans: pd.DataFrame, stage: str) -> pd.Series:
-    """Per request: the summed duration (ms) of its spans named `stage`; NaN when it has none.
+def stage_metric(
+    requests: pd.DataFrame, stages: pd.DataFrame, stage: str, *, name_col: str = "name"
+) -> pd.Series:
+    """Per request: the summed duration (ms) of its stages named `stage`; NaN when it has none.
 
-    Spans are matched to requests by `request_id`, else by `trace_id`. Raises UsageError listing the
-    stage names when no span has that name.
+    `stages` has `request_id`, `trace_id`, `duration_ms` and the stage name in `name_col`: the spans
+    frame (`name`) or the timeline's `stage_durations` (`stage`). Stages are matched to requests by
+    `request_id`, else by `trace_id`. Raises UsageError listing the stage names when none matches.
     """
-    named = spans[spans["name"] == stage] if len(spans) else spans
+    named = stages[stages[name_col] == stage] if len(stages) else stages
     if not len(named):
-        names = sorted({str(n) for n in spans["name"].dropna().unique()}) if len(spans) else []
+        names = sorted({str(n) for n in stages[name_col].dropna().unique()}) if len(stages) else []
         raise UsageError(
             f"unknown metric or stage {stage!r}",
             "metrics: latency_ms, inference_ms; stages in these logs: "
@@ -410,6 +351,6 @@ def stage_metric(requests: pd.DataFrame, spans: pd.DataFrame, stage: str) -> pd.
         if not len(have):
             continue
         sums = have.groupby(key, sort=False)["duration_ms"].sum()
-        mapped = requests[key].map(sums).astype(np.float64)
+        mapped = requests[key].astype(object).map(sums).astype(np.float64)
         result = result.fillna(mapped)
     return result

@@ -2,19 +2,18 @@
 
 `parse_assert("v2.1: p99 < 300ms")`, `parse_require("model_version=99.5%")` and
 `parse_regression("p95:10%")` turn rule text into `Rule` values (never `eval`); text that does not
-parse raises `RuleSyntaxError` naming the rule and the column, with a caret. `check_settings(table)`
-validates the `[check]` table of mlobs.toml strictly. Stdlib only.
+parse raises `RuleSyntaxError` naming the rule and the column, with a caret. Stdlib only.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlobs_cli.durations import parse_duration
-from mlobs_cli.errors import ConfigError, UsageError
+from mlobs_cli.errors import UsageError
 
 SEVERITIES = ("error", "warn")
 OPS = ("<", "<=", ">", ">=")
@@ -83,6 +82,11 @@ class Rule:
     severity: str = "error"
     horizon: Quantity | None = None  # forecast only
     percentile: float | None = None  # for pNN metrics
+
+    @property
+    def display(self) -> str:
+        """The rule as reports name it: its text, with `max-regression` before a regression limit."""
+        return f"max-regression {self.text}" if self.kind == "regression" else self.text
 
     @property
     def metric_label(self) -> str:
@@ -224,9 +228,7 @@ class _Parser:
             unit, end = "/" + u.text, u.pos + len(u.text)
         return num, unit, end
 
-    def as_duration(
-        self, q: tuple[_Tok, str, int], what: str, *, allow_zero: bool = True
-    ) -> Quantity:
+    def as_duration(self, q: tuple[_Tok, str, int], what: str, *, allow_zero: bool = True) -> Quantity:
         num, unit, end = q
         text = self.text[num.pos : end]
         if not unit or unit == "%" or unit.startswith("/"):
@@ -234,7 +236,7 @@ class _Parser:
         try:
             ms = parse_duration(text, allow_zero=allow_zero) * 1000.0
         except UsageError as exc:
-            self.fail(num.pos, end - num.pos, exc.message)
+            self.fail(num.pos, end - num.pos, str(exc))
         return Quantity(ms, "ms", text)
 
 
@@ -291,10 +293,16 @@ def _threshold(p: _Parser, m: dict[str, Any], q: tuple[_Tok, str, int]) -> Quant
 
 
 def _split_scope(text: str) -> int | None:
-    """Position of the ':' that ends a version scope (outside parentheses), or None."""
+    """Position of the ':' that ends a version scope (outside parentheses and quotes), or None."""
     depth = 0
+    quote = ""
     for i, ch in enumerate(text):
-        if ch == "(":
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
@@ -309,7 +317,9 @@ def parse_assert(text: str, *, origin: str = "--assert", severity: str = "error"
     scope = None
     start = 0
     if colon is not None:
-        scope = text[:colon].strip().strip("\"'")
+        scope = text[:colon].strip()
+        if len(scope) >= 2 and scope[0] == scope[-1] and scope[0] in "\"'":
+            scope = scope[1:-1]  # a quoted version: "model:v2": p99 < 1s
         if not scope:
             raise RuleSyntaxError(text, origin, colon, 1, "expected a model version before ':'")
         start = colon + 1
@@ -369,9 +379,7 @@ def parse_require(text: str, *, origin: str = "--require", severity: str = "erro
     )
 
 
-def parse_regression(
-    text: str, *, origin: str = "--max-regression", severity: str = "error"
-) -> Rule:
+def parse_regression(text: str, *, origin: str = "--max-regression", severity: str = "error") -> Rule:
     """`stat:pct`, e.g. `p95:10%`, `p99(inference_ms):15%`: the largest allowed increase."""
     colon = _split_scope(text)
     if colon is None:
@@ -399,73 +407,3 @@ def parse_regression(
         severity=severity,
         percentile=m.get("percentile"),
     )
-
-
-# -- the [check] table ----------------------------------------------------------------------------
-
-_CHECK_KEYS = {"allow_missing": bool, "baseline": str, "baseline_file": str, "rules": list}
-_RULE_KEYS = {"assert": str, "require": str, "max_regression": str, "severity": str}
-_RULE_PARSERS = {
-    "assert": parse_assert,
-    "require": parse_require,
-    "max_regression": parse_regression,
-}
-
-
-@dataclass
-class CheckSettings:
-    """What the `[check]` table says: its rules (in order) and defaults for the flags."""
-
-    rules: list[Rule] = field(default_factory=list)
-    allow_missing: bool = False
-    baseline: str | None = None
-    baseline_file: str | None = None
-
-
-def _unknown_key(key: str, where: str, known: Any) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(known))
-    return ConfigError(f"unknown key {key!r} in {where}", hint)
-
-
-def _type_name(t: type) -> str:
-    return {bool: "true or false", str: "a string", list: "an array of tables"}[t]
-
-
-def check_settings(table: Any, *, where: str = "[check]") -> CheckSettings:
-    """Validate the `[check]` table strictly: unknown keys and wrong types raise ConfigError."""
-    out = CheckSettings()
-    if table is None:
-        return out
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table", "write [check] and its keys below it")
-    for key, value in table.items():
-        if key not in _CHECK_KEYS:
-            raise _unknown_key(key, where, _CHECK_KEYS)
-        if not isinstance(value, _CHECK_KEYS[key]):
-            raise ConfigError(f"{where.strip('[]')}.{key} must be {_type_name(_CHECK_KEYS[key])}")
-    out.allow_missing = bool(table.get("allow_missing", False))
-    out.baseline = table.get("baseline")
-    out.baseline_file = table.get("baseline_file")
-    for n, entry in enumerate(table.get("rules", []), start=1):
-        name = f"{where.strip('[]')}.rules[{n}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{name} must be a table", 'write [[check.rules]] and assert = "..."')
-        for key, value in entry.items():
-            if key not in _RULE_KEYS:
-                raise _unknown_key(key, name, _RULE_KEYS)
-            if not isinstance(value, str):
-                raise ConfigError(f"{name}.{key} must be a string")
-        kinds = [k for k in _RULE_PARSERS if k in entry]
-        if len(kinds) != 1:
-            raise ConfigError(
-                f"{name} needs exactly one of assert, require, max_regression"
-                + (f" (it has {', '.join(kinds)})" if kinds else ""),
-                'e.g. assert = "p99 < 250ms"',
-            )
-        severity = entry.get("severity", "error")
-        if severity not in SEVERITIES:
-            raise ConfigError(f"{name}.severity is {severity!r}", 'use "error" or "warn"')
-        parse = _RULE_PARSERS[kinds[0]]
-        out.rules.append(parse(entry[kinds[0]], origin=f"{name}.{kinds[0]}", severity=severity))
-    return out

@@ -364,6 +364,4 @@ def unknown_field_error(where: Where, name: str, pos: int, known: list[str]) -> 
     hint = f"did you mean {close[0]}? " if close else ""
     if not close and re.match(r"^v?\d", name):
         hint = f'to compare with the text {name}, quote it: "{name}". '
-    return caret_error(
-        where.text, pos, f"unknown field {name!r}", f"{hint}known fields: {', '.join(known)}"
-    )
+    return caret_error(where.text, pos, f"unknown field {name!r}", f"{hint}known fields: {', '.join(known)}")

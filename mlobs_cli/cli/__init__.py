@@ -13,8 +13,9 @@ from mlobs_cli.cli.app import app, quiet_broken_pipe
 
 # Command modules: importing one registers its command.
 from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
-from mlobs_cli.cli import check_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import latency_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import check_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import tail_cmd  # noqa: F401,E402  isort: skip
 
 

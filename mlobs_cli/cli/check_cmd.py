@@ -6,13 +6,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from mlobs_cli.cli.app import command
 from mlobs_cli.cli.common import ConfigOpt, FieldOpt, FormatOpt, OutputFormat, SourcesArg, StrictOpt
 from mlobs_cli.errors import ExitCode, MlobsError, UsageError
+
+if TYPE_CHECKING:
+    from mlobs_cli.analysis.rules import RuleSyntaxError
 
 # typer needs Optional (not X | None) on Python 3.10
 RuleOpt = Optional[list[str]]  # noqa: UP045
@@ -43,8 +46,7 @@ def check(
             "--require",
             show_default=False,
             metavar="FIELD[=PCT]",
-            help="A field request summaries must carry: model_version, request_id=99.5%. "
-            "Repeatable.",
+            help="A field request summaries must carry: model_version, request_id=99.5%. Repeatable.",
         ),
     ] = None,
     baseline: Annotated[
@@ -80,8 +82,7 @@ def check(
         typer.Option(
             "--allow-missing/--no-allow-missing",
             show_default=False,
-            help="Let NO DATA (a version or field a rule needs is absent) pass; by default it "
-            "fails.",
+            help="Let NO DATA (a version or field a rule needs is absent) pass; by default it fails.",
         ),
     ] = None,
     junit: Annotated[
@@ -108,45 +109,52 @@ def check(
 
     started = time.perf_counter()
     try:
-        plan = _plan(
-            assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config
+        plan = _plan(assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config)
+        _run(
+            plan,
+            sources,
+            fmt=fmt,
+            strict=strict,
+            field=field,
+            config=config,
+            junit=junit,
+            started=started,
         )
     except RuleSyntaxError as exc:
+        _annotate_error(exc)
         _syntax_error(exc)
-    _run(
-        plan,
-        sources,
-        fmt=fmt,
-        strict=strict,
-        field=field,
-        config=config,
-        junit=junit,
-        started=started,
-    )
+    except MlobsError as exc:  # reported by @command; in GitHub Actions also as an annotation
+        _annotate_error(exc)
+        raise
 
 
-def _syntax_error(exc: MlobsError) -> None:
+def _annotate_error(exc: MlobsError) -> None:
+    """In GitHub Actions, an error that stops the check is an `::error` annotation too."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from mlobs_cli.render.ci import escape_data, escape_property
+        from mlobs_cli.terminal import inert_text
+
+        title = escape_property("mlobs check error")
+        sys.stderr.write(f"::error title={title}::{escape_data(inert_text(str(exc)))}\n")
+
+
+def _syntax_error(exc: RuleSyntaxError) -> None:
     from mlobs_cli.terminal import error_line, inert_text
 
     error_line(str(exc))
-    for line in exc.caret_lines():  # type: ignore[attr-defined]
+    for line in exc.caret_lines():
         sys.stderr.write(inert_text(line) + "\n")
     raise typer.Exit(int(ExitCode.USAGE))
 
 
 def _plan(assert_, require, baseline, baseline_file, max_regression, allow_missing, field, config):
     """Collect the rules: the file's `[check]` rules first, then the flags' (they add up)."""
-    from mlobs_cli.analysis.rules import (
-        check_settings,
-        parse_assert,
-        parse_regression,
-        parse_require,
-    )
+    from mlobs_cli.analysis.check_settings import check_settings
+    from mlobs_cli.analysis.rules import parse_assert, parse_regression, parse_require
     from mlobs_cli.config import load_settings
 
     settings = load_settings(config, field_flags=field or [])
-    table = getattr(settings, "table", None) or {}
-    plan = check_settings(table.get("check"))
+    plan = check_settings(settings.table.get("check"), source=settings.path)
     plan.rules += [parse_assert(t) for t in assert_ or []]
     plan.rules += [parse_require(t) for t in require or []]
     plan.rules += [parse_regression(t) for t in max_regression or []]
@@ -187,11 +195,19 @@ def _run(plan, sources, *, fmt, strict, field, config, junit, started) -> None:
         base_data = load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
     report = evaluate(
         plan.rules,
-        data,
+        data.requests,
+        lines=data.lines,
+        skipped=data.skipped.total,
         allow_missing=plan.allow_missing,
         baseline_version=plan.baseline,
-        baseline_data=base_data,
+        baseline_requests=base_data.requests if base_data is not None else None,
     )
+    if report.unversioned:
+        n = report.unversioned
+        warn(
+            f"{n:,} request{'s' if n != 1 else ''} without a model version left out of per-version "
+            "results ('*:' rules and --require model_version count them)"
+        )
     if junit is not None:
         ci.write_junit(report, junit, elapsed_s=time.perf_counter() - started)
 

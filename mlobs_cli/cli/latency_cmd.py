@@ -195,16 +195,19 @@ def run_and_render(
     plot: bool,
 ) -> None:
     """Select, compute and print; exit 1 when nothing matched."""
-    from mlobs_cli.analysis.latency import compare_to_baseline, latency_table, stage_metric
+    from mlobs_cli.analysis.baseline import compare_to_baseline
+    from mlobs_cli.analysis.latency import latency_table, stage_metric
     from mlobs_cli.analysis.selection import select_requests
     from mlobs_cli.terminal import warn
 
     requests = data.requests
     if metric not in requests.columns:
-        requests = requests.assign(**{metric: stage_metric(requests, data.spans, metric)})
+        stages, name_col = _stages(data)
+        requests = requests.assign(**{metric: stage_metric(requests, stages, metric, name_col=name_col)})
     requests = select_requests(requests, since=since, until=until, where=where)
     table = latency_table(requests, by=keys, percentiles=qs, metric=metric, every=every, status=status)
     table.attrs["every"] = every
+    table.attrs["filtered"] = where is not None or since is not None or until is not None
     if table.attrs.get("unbucketed"):
         warn(f"{table.attrs['unbucketed']:,} request(s) without a timestamp left out of --every buckets")
     if baseline is not None:
@@ -229,6 +232,15 @@ def run_and_render(
     if table.empty:
         warn("no requests matched")
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _stages(data: Any) -> tuple[Any, str]:
+    """Stage durations of every request: the timeline's (milestone gaps and spans), else the spans."""
+    try:
+        from mlobs_cli.analysis.timeline import stage_durations
+    except ImportError:  # the timeline module is not merged yet: spans and stage lines only
+        return data.spans, "name"
+    return stage_durations(data.milestones, data.spans, data.requests), "stage"
 
 
 def render(

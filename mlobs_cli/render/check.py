@@ -46,7 +46,7 @@ def result_row(r: CheckResult) -> dict[str, Any]:
 def display_row(r: CheckResult) -> dict[str, str]:
     """The five columns people read (also the Markdown summary's)."""
     return {
-        "rule": r.rule.text + ("" if r.rule.severity == "error" else " (warn)"),
+        "rule": r.rule.display + ("" if r.rule.severity == "error" else " (warn)"),
         "group": r.group,
         "observed": r.observed_text,
         "threshold": r.threshold_text,
@@ -76,6 +76,7 @@ def report_document(report: CheckReport) -> dict[str, Any]:
         "passed": not report.failed,
         "exit_code": 1 if report.failed else 0,
         "allow_missing": report.allow_missing,
+        "unversioned_requests": report.unversioned,
         "counts": c,
         "summary": summary_line(report),
         "results": [result_row(r) for r in report.results],
@@ -96,6 +97,8 @@ def render_table(report: CheckReport, console: Console) -> None:
                 Text(d["status"], style=STATUS_STYLE[d["status"]]),
             ]
         )
-    console.print(simple_table("mlobs check", COLUMNS, rows))
+    table = simple_table("mlobs check", COLUMNS, rows)
+    table.columns[0].overflow = "fold"  # rules are single tokens at times: fold, never elide
+    console.print(table)
     verdict = summary_line(report)
     console.print(Text(verdict, style="bold red" if report.failed else "bold green"))

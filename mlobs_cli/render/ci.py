@@ -59,10 +59,8 @@ def annotation_lines(report: CheckReport) -> list[str]:
             continue
         level = "error" if r.failed else "warning"
         title = f"mlobs check {r.status}: {r.label}"
-        message = f"{r.rule.text} ({r.rule.origin}) on {r.group}: {describe(r)}"
-        lines.append(
-            f"::{level} title={escape_property(_safe(title))}::{escape_data(_safe(message))}"
-        )
+        message = f"{r.rule.display} ({r.rule.origin}) on {r.group}: {describe(r)}"
+        lines.append(f"::{level} title={escape_property(_safe(title))}::{escape_data(_safe(message))}")
     return lines
 
 
@@ -98,9 +96,7 @@ def junit_tree(report: CheckReport, *, elapsed_s: float = 0.0) -> ET.ElementTree
     c = report.counts()
     failures = c["failing"]
     skipped = sum(
-        1
-        for r in report.results
-        if r.outcome == "no_data" and not r.failed and r.rule.severity == "error"
+        1 for r in report.results if r.outcome == "no_data" and not r.failed and r.rule.severity == "error"
     )
     counts = {
         "tests": str(c["results"]),
@@ -119,7 +115,7 @@ def junit_tree(report: CheckReport, *, elapsed_s: float = 0.0) -> ET.ElementTree
         details = _safe(
             "\n".join(
                 [
-                    f"rule: {r.rule.text}",
+                    f"rule: {r.rule.display}",
                     f"from: {r.rule.origin}",
                     f"severity: {r.rule.severity}",
                     f"group: {r.group}",

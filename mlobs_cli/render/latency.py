@@ -284,6 +284,8 @@ def describe(table: pd.DataFrame, attrs: Mapping[str, Any]) -> str:
     status = attrs.get("status", "all")
     keys = [k for k in key_columns(table) if k != BUCKET]
     what = {"all": "all requests", "ok": "successful requests", "error": "failed requests"}[status]
+    if attrs.get("filtered"):
+        what = "the selected " + what.removeprefix("all ")
     by = " and ".join(keys) if keys else "everything"
     every = f", every {attrs['every']}" if attrs.get("every") else ""
     return f"{metric} of {what} by {by}{every}"

@@ -82,7 +82,7 @@ def line_chart(
     title: str = "",
     x_labels: tuple[str, str] = ("", ""),
 ) -> Text:
-    """Lines of (x, y) points per series on shared axes; y from 0 to the largest value (ms)."""
+    """Lines of (x, y) points per series on shared axes; y spans the values (ms), padded 5%."""
     points = [(x, y) for pts in series.values() for x, y in pts if not math.isnan(y)]
     out = Text()
     if title:
@@ -90,13 +90,25 @@ def line_chart(
     if not points:
         out.append("(nothing to plot)\n", style="dim")
         return out
-    y_max = max(y for _, y in points) or 1.0
+    lo, hi = min(y for _, y in points), max(y for _, y in points)
+    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.1, 1.0)
+    y_lo, y_hi = max(0.0, lo - pad), hi + pad
     x_min = min(x for x, _ in points)
     x_span = (max(x for x, _ in points) - x_min) or 1.0
-    label_w = max(len(fmt_axis_ms(v)) for v in (y_max, y_max / 2, 0.0))
+    dots_h = height * 4 - 1
+
+    def value_at(row: int) -> float:  # the value at the middle of a character row
+        return y_hi - min(dots_h, row * 4 + 1.5) / dots_h * (y_hi - y_lo)
+
+    labels = {
+        0: fmt_axis_ms(y_hi),
+        height // 2: fmt_axis_ms(value_at(height // 2)),
+        height - 1: fmt_axis_ms(y_lo),
+    }
+    label_w = max(len(v) for v in labels.values())
     plot_w = max(10, width - label_w - 2)
     canvas = BrailleCanvas(plot_w, height)
-    dots_w, dots_h = plot_w * 2 - 1, height * 4 - 1
+    dots_w = plot_w * 2 - 1
     legend = Text()
     for i, (name, pts) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
@@ -107,21 +119,14 @@ def line_chart(
                 prev = None
                 continue
             px = round((x - x_min) / x_span * dots_w)
-            py = dots_h - round(y / y_max * dots_h)
+            py = dots_h - round((y - y_lo) / (y_hi - y_lo) * dots_h)
             if prev is None:
                 canvas.dot(px, py, colour)
             else:
                 canvas.line(prev[0], prev[1], px, py, colour)
             prev = (px, py)
     for row in range(height):
-        if row == 0:
-            label = fmt_axis_ms(y_max)
-        elif row == height - 1:
-            label = fmt_axis_ms(0.0)
-        elif row == height // 2:
-            label = fmt_axis_ms(y_max / 2)
-        else:
-            label = ""
+        label = labels.get(row, "")
         out.append(label.rjust(label_w) + " ┤", style="dim")
         out.append_text(canvas.row_text(row))
         out.append("\n")

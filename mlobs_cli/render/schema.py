@@ -37,7 +37,9 @@ def render_schema(report: dict[str, Any], console: Console) -> None:
         cov = entry.get("coverage")
         rows.append([canon, cell(source), unit, fmt_pct(cov, 1) if cov is not None else "—"])
     fields = simple_table("Fields", ["field", "from key", "unit", "coverage"], rows, numeric=(3,))
-    attr_rows = [[cell(k), fmt_pct(v, 1)] for k, v in report["attributes"].items()]
+    attr_rows = [
+        [cell(k), fmt_pct(v, 1) if isinstance(v, float) else cell(v)] for k, v in report["attributes"].items()
+    ]
     attrs = simple_table("Attributes of request summaries", ["key", "coverage"], attr_rows, numeric=(1,))
     ev_rows = [[_EVENT_LABELS.get(k, k), fmt_count(v)] for k, v in report["events"].items()]
     events = simple_table("Events", ["kind", "count"], ev_rows, numeric=(1,))
