@@ -293,3 +293,18 @@ def test_spans_from_the_otel_sdk_count_one_request_per_trace(tmp_path, run_cli, 
     longest = children.loc[children["duration_ms"].idxmax()]
     assert (slowest["stage"], slowest["stage_ms"]) == (longest["name"], longest["duration_ms"])
     assert slowest["stage"] in ("features.fetch", "model.inference")
+
+
+def test_a_whole_simulated_log_in_one_window_gives_the_numbers_of_mlobs_latency(tmp_path, run_cli):
+    log = tmp_path / "sim.log"
+    assert run_cli("simulate", "--requests", "800", "--seed", "11", "-o", log).exit_code == 0
+    latency = json.loads(run_cli("latency", log, "--format", "json").stdout)["rows"]
+    result = run_cli("tail", log, "--from-start", "--format", "ndjson", "--window", "1d",
+                     "--intervals", "1", "--refresh", "100ms")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = ndjson(result.stdout)[-1]["rows"]
+    assert [list(r)[:-2] for r in rows] == [list(r) for r in latency]  # same keys, same order
+    for mine, theirs in zip(rows, latency, strict=True):
+        for key in theirs:
+            if key != "rate_per_s":  # a window rate (requests / covered span) differs by definition
+                assert mine[key] == theirs[key], key
