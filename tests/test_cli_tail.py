@@ -308,3 +308,29 @@ def test_a_whole_simulated_log_in_one_window_gives_the_numbers_of_mlobs_latency(
         for key in theirs:
             if key != "rate_per_s":  # a window rate (requests / covered span) differs by definition
                 assert mine[key] == theirs[key], key
+
+
+def test_live_renderer_redraws_in_place_and_leaves_the_final_frame(tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setenv("TERM", "xterm-256color")  # the pinned TERM=dumb would disable redrawing
+
+    from mlobs_cli.analysis.window import RollingWindow
+    from mlobs_cli.frame import dataset_from_sources
+    from mlobs_cli.render.tail import Context, LiveRenderer
+
+    log = write_structlog(tmp_path / "s.log", structlog_requests(12))
+    data = dataset_from_sources([str(log)])
+    win = RollingWindow(3600)
+    kept = win.add(data.requests, 1_800_000_000.0)
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system=None)
+    live = LiveRenderer(console, slow_over_ms=50.0)
+    live.events(kept.head(2).to_dict("records"))
+    live.snapshot(win.snapshot(1_800_000_000.0), Context())
+    live.final(win.snapshot(1_800_000_001.0), Context())
+    live.close()
+    text = out.getvalue()
+    assert "req-0" in text and "req-1" in text  # the events scrolled above the view
+    assert "mlobs tail · window 3600s" in text and "mlobs tail (final) · window 3600s" in text
+    assert "\x1b[" in text  # cursor movements: the view is redrawn in place

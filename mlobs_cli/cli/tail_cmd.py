@@ -34,6 +34,10 @@ def _output_mode(fmt: str, plain: bool) -> str:
         return "ndjson"
     if plain or not sys.stdout.isatty():
         return "plain"
+    from mlobs_cli.render.console import make_console
+
+    if make_console().is_dumb_terminal:  # TERM=dumb: no redrawing in place, so plain lines
+        return "plain"
     return "live"
 
 
