@@ -101,7 +101,7 @@ def test_partial_line_writes_are_counted_once_whole(tmp_path, run_cli):
     t.start()
     # --from-start: whether tail starts before or after the writer, every line is read once
     result = run_cli(
-        "tail", log, "--from-start", "--format", "ndjson", "--duration", "1.5s", "--refresh", "100ms"
+        "tail", log, "--from-start", "--format", "ndjson", "--duration", "1s", "--refresh", "100ms"
     )  # fmt: skip
     t.join()
     assert result.exit_code == 0, result.stderr
