@@ -31,6 +31,17 @@ SIGNATURE = 32  # bytes before the read position remembered to notice truncate-t
 SETTLE_S = 0.1  # a rotated-away file quiet this long is finished, and the new file opened
 
 
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """`os.pread`, or seek-and-read where the platform lacks it (Windows)."""
+    if _HAS_PREAD:
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+_HAS_PREAD = hasattr(os, "pread")
+
+
 class FollowBatch:
     """The lines of one poll, as blocks of consecutive lines per source, plus the sources that
     ended and notices worth telling the user.
@@ -244,7 +255,7 @@ class Follower:
         chunks: list[bytes] = []
         while got < POLL_BUDGET:
             try:
-                data = os.pread(f.fd, CHUNK, f.pos + got)
+                data = _pread(f.fd, CHUNK, f.pos + got)
             except OSError:
                 break
             if not data:
@@ -277,7 +288,7 @@ class Follower:
             return True
         n = len(f.signature)
         try:
-            return os.pread(f.fd, n, f.pos - n) == f.signature
+            return _pread(f.fd, n, f.pos - n) == f.signature
         except OSError:
             return True
 
@@ -383,7 +394,7 @@ def _start_of_last_lines(fd: int, size: int, n: int) -> int:
     block = 1 << 16
     while pos > 0:
         start = max(0, pos - block)
-        data = os.pread(fd, pos - start, start)
+        data = _pread(fd, pos - start, start)
         idx = len(data)
         while True:
             idx = data.rfind(b"\n", 0, idx)
@@ -400,7 +411,7 @@ def _count_lines(fd: int, end: int) -> int:
     count = 0
     pos = 0
     while pos < end:
-        data = os.pread(fd, min(CHUNK * 4, end - pos), pos)
+        data = _pread(fd, min(CHUNK * 4, end - pos), pos)
         if not data:
             break
         count += data.count(b"\n")

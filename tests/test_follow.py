@@ -301,3 +301,18 @@ def test_any_chunking_yields_the_same_lines(tmp_path_factory, lines, cuts):
     f.close()
     expected = [(str(log), i, x) for i, x in enumerate(lines, 1) if x.strip()]
     assert got == expected
+
+
+def test_platforms_without_pread_seek_and_read(tmp_path, monkeypatch):
+    import mlobs_cli.follow as follow_module
+
+    monkeypatch.setattr(follow_module, "_HAS_PREAD", False)
+    log = tmp_path / "app.log"
+    log.write_bytes(b"a\nb\nc\n")
+    f = Follower([str(log)], backlog=1, settle=0)
+    assert f.poll() == [(str(log), 3, b"c")]
+    append(log, b"d\n")
+    assert raws(f.poll()) == [b"d"]
+    log.write_bytes(b"e\n")  # truncated and rewritten
+    assert drain(f) == [(str(log), 1, b"e")]
+    f.close()
