@@ -334,3 +334,38 @@ def test_live_renderer_redraws_in_place_and_leaves_the_final_frame(tmp_path, mon
     assert "req-0" in text and "req-1" in text  # the events scrolled above the view
     assert "mlobs tail · window 3600s" in text and "mlobs tail (final) · window 3600s" in text
     assert "\x1b[" in text  # cursor movements: the view is redrawn in place
+
+
+def test_alert_recovers_when_the_window_moves_on(tmp_path, run_cli):
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+
+    def lines(latency: float, first: int) -> bytes:
+        now = pd.Timestamp.now(tz="UTC")
+        return b"".join(
+            json.dumps({"ts": (now + pd.Timedelta(milliseconds=i)).isoformat(), "request_id": f"r{first + i}",
+                        "model_version": "v1", "latency_ms": latency}).encode() + b"\n"
+            for i in range(20)
+        )  # fmt: skip
+
+    def writer():
+        time.sleep(0.2)
+        with open(log, "ab") as fh:
+            fh.write(lines(500.0, 0))  # slow: the alert starts
+        time.sleep(1.4)  # longer than the window: the slow requests leave it
+        with open(log, "ab") as fh:
+            fh.write(lines(10.0, 100))  # fast: it recovers
+
+    t = threading.Thread(target=writer)
+    t.start()
+    result = run_cli(
+        "tail", log, "--from-start", "--window", "1s", "--refresh", "100ms", "--duration", "2.5s",
+        "--alert", "p99 > 100ms", "--format", "ndjson",
+    )  # fmt: skip
+    t.join()
+    assert result.exit_code == 0, result.stderr
+    alerts = [ln for ln in result.stderr.splitlines() if "p99 > 100ms" in ln]
+    assert len(alerts) == 2, result.stderr
+    assert alerts[0].startswith("mlobs: alert: p99 > 100ms [v1] (p99 = 500 ms")
+    assert alerts[1].startswith("mlobs: recovered: p99 > 100ms [v1] (p99 = 10 ms")
+    assert ndjson(result.stdout)[-1]["totals"] == {"v1": {"requests": 40, "errors": 0}}
