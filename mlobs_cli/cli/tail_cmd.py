@@ -193,13 +193,13 @@ def run_tail(
     win = RollingWindow(window_s)
     tracker = AlertTracker(rules)
     picker = _Requests()
-    metrics = None
+    metrics = server = None
     if serve_metrics:
         from mlobs_cli.metrics import TailMetrics
         from mlobs_cli.metrics import serve_metrics as serve
 
         metrics = TailMetrics()
-        _server, url = serve(metrics, serve_metrics)
+        server, url = serve(metrics, serve_metrics)
         warn(f"serving Prometheus metrics at {url}")
 
     if mode == "ndjson":
@@ -248,50 +248,58 @@ def run_tail(
             )
         return snap
 
+    def ingest(batch: Any) -> None:
+        """Parse one poll's lines, add its requests to the window, metrics and event stream."""
+        wall = time.time()
+        for notice in batch.notices:
+            warn(notice)
+        if not batch and not batch.ended:
+            return
+        for source, first, block in batch.blocks:
+            if sum(map(len, block)) > cap:  # some line may be over the cap
+                block = [raw if len(raw) <= cap else None for raw in block]
+            parser.feed_block(source, first, block)
+        for source in batch.ended:
+            parser.finish_source(source)
+        data = dataset_from_batch(parser.take(), parser)
+        req = picker.of(data)
+        if expr is not None and len(req):
+            req = req[expr.mask(req).to_numpy(dtype=bool)]
+        kept = win.add(req, wall)
+        if len(data.spans) or len(data.milestones):
+            win.add_stages(dominant_stages(data.spans, data.milestones))
+        if metrics is not None:
+            metrics.observe(kept)
+            metrics.set_input(parser.lines, dict(parser.skipped.by_reason))
+        if events and len(kept):
+            renderer.events(kept.to_dict("records"))
+
     try:
-        for batch in follow(sources, interval=interval, stop=stop, follower=follower):
-            wall = time.time()
-            for notice in batch.notices:
-                warn(notice)
-            if batch or batch.ended:
-                for source, first, block in batch.blocks:
-                    if sum(map(len, block)) > cap:  # some line may be over the cap
-                        block = [raw if len(raw) <= cap else None for raw in block]
-                    parser.feed_block(source, first, block)
-                for source in batch.ended:
-                    parser.finish_source(source)
-                data = dataset_from_batch(parser.take(), parser)
-                req = picker.of(data)
-                if expr is not None and len(req):
-                    req = req[expr.mask(req).to_numpy(dtype=bool)]
-                kept = win.add(req, wall)
-                if len(data.spans) or len(data.milestones):
-                    win.add_stages(dominant_stages(data.spans, data.milestones))
-                if metrics is not None:
-                    metrics.observe(kept)
-                    metrics.set_input(parser.lines, dict(parser.skipped.by_reason))
-                if events and len(kept):
-                    renderer.events(kept.to_dict("records"))
-            now = time.monotonic()
-            if now >= next_refresh:
-                snap = take_snapshot(time.time())
-                shown += 1
-                while next_refresh <= now:
-                    next_refresh += refresh_s
-                if intervals is not None and shown >= intervals:
-                    renderer.final(snap, context())
-                    ended_by_intervals = True
-                    break
-                renderer.snapshot(snap, context())
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a live view is meant to end: fall through to the final summary
-    finally:
-        _install(signal.SIGTERM, old_term)
-    try:
+        try:
+            for batch in follow(sources, interval=interval, stop=stop, follower=follower):
+                ingest(batch)
+                now = time.monotonic()
+                if now >= next_refresh:
+                    snap = take_snapshot(time.time())
+                    shown += 1
+                    while next_refresh <= now:
+                        next_refresh += refresh_s
+                    if intervals is not None and shown >= intervals:
+                        renderer.final(snap, context())
+                        ended_by_intervals = True
+                        break
+                    renderer.snapshot(snap, context())
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a live view is meant to end: on to the final summary
+        finally:
+            _install(signal.SIGTERM, old_term)
         if not ended_by_intervals:
             renderer.final(take_snapshot(time.time()), context())
-    finally:
+    finally:  # also on a closed pipe or an error: leave the terminal and the port as they were
         renderer.close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     if parser.skipped.total:
         warn(parser.skipped.summary_line(parser.lines))
 
