@@ -10,16 +10,18 @@ arrives, so no line is lost, cut or read twice. `-` reads stdin through a thread
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mlobs_cli.errors import InputError
+
+if TYPE_CHECKING:
+    from mlobs_cli.follow_stdin import StdinReader
 
 Line = tuple[str, int, bytes]
 
@@ -108,7 +110,7 @@ class _Path:
     seen: bool = False  # the path existed at least once
 
 
-def _split(buf: bytes, source: str, last_no: int, out: FollowBatch, strip_nul: bool) -> int:
+def add_lines(buf: bytes, source: str, last_no: int, out: FollowBatch, strip_nul: bool) -> int:
     """Add the lines of `buf` (which ends with a newline) to `out` as one block; return how many."""
     parts = buf.split(b"\n")
     parts.pop()  # empty, after the final newline
@@ -134,13 +136,15 @@ class Follower:
             raise InputError("nothing to follow", "name one or more files, or - for stdin")
         self._paths: list[_Path] = []
         self._settle = settle
-        self._stdin: _StdinReader | None = None
+        self._stdin: StdinReader | None = None
         self.wake = threading.Event()  # set when stdin data arrived, so follow() stops sleeping
         self.backlog_notices: list[str] = []
         self.more = False  # a source still had unread data after its budget: poll again at once
         for path in dict.fromkeys(paths):
             if path == "-":
-                self._stdin = _StdinReader(self.wake)
+                from mlobs_cli.follow_stdin import StdinReader
+
+                self._stdin = StdinReader(self.wake)
                 continue
             self._paths.append(self._start(path, from_start=from_start, backlog=backlog))
         if self._stdin is not None:
@@ -273,7 +277,7 @@ class Follower:
         buf = f.partial + data if f.partial else data
         cut = buf.rfind(b"\n") + 1
         if cut:
-            f.line_no += _split(buf[:cut], source, f.line_no, batch, f.strip_nul)
+            f.line_no += add_lines(buf[:cut], source, f.line_no, batch, f.strip_nul)
             f.strip_nul = False
             f.partial = buf[cut:]
         else:
@@ -328,63 +332,6 @@ class Follower:
                     except OSError:
                         pass
             entry.current = entry.retiring = None
-
-
-class _StdinReader(threading.Thread):
-    """Reads stdin in a daemon thread so the follow loop never blocks on it."""
-
-    def __init__(self, wake: threading.Event) -> None:
-        super().__init__(name="mlobs-stdin", daemon=True)
-        self._stream = sys.stdin
-        self._wake = wake
-        self._lock = threading.Lock()
-        self._chunks: list[bytes] = []
-        self._eof = False
-        self.done = False  # EOF seen and everything handed out
-        self._partial = b""
-        self._line_no = 0
-
-    def run(self) -> None:
-        stream = self._stream
-        try:
-            fd = stream.fileno()
-        except (AttributeError, ValueError, OSError):
-            fd = None  # a test runner's in-memory stdin
-        while True:
-            try:
-                data = os.read(fd, CHUNK) if fd is not None else stream.buffer.read1(CHUNK)
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                data = b""
-            except (AttributeError, ValueError):
-                data = b""
-            with self._lock:
-                if data:
-                    self._chunks.append(data)
-                else:
-                    self._eof = True
-            self._wake.set()
-            if not data:
-                return
-
-    def drain(self, batch: FollowBatch) -> None:
-        with self._lock:
-            chunks, self._chunks = self._chunks, []
-            eof = self._eof
-        if self.done:
-            return
-        buf = self._partial + b"".join(chunks)
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            self._line_no += _split(buf[:cut], "-", self._line_no, batch, False)
-        self._partial = buf[cut:]
-        if eof:
-            if self._partial:
-                batch.append(("-", self._line_no + 1, self._partial))
-            self._partial = b""
-            batch.ended.append("-")
-            self.done = True
 
 
 def _start_of_last_lines(fd: int, size: int, n: int) -> int:
