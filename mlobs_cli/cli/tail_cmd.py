@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from mlobs_cli.frame import Dataset
 
 
+FLUSH_EVENTS = 50_000  # parsed events that are framed at once even before the next update
+
+
 def _output_mode(fmt: str, plain: bool) -> str:
     fmt = fmt.lower()
     if fmt not in ("table", "ndjson"):
@@ -248,24 +251,30 @@ def run_tail(
             )
         return snap
 
-    def ingest(batch: Any) -> None:
-        """Parse one poll's lines, add its requests to the window, metrics and event stream."""
-        wall = time.time()
+    def feed(batch: Any) -> None:
+        """Parse one poll's lines (the events wait in the parser until `flush`)."""
         for notice in batch.notices:
             warn(notice)
-        if not batch and not batch.ended:
-            return
         for source, first, block in batch.blocks:
             if sum(map(len, block)) > cap:  # some line may be over the cap
                 block = [raw if len(raw) <= cap else None for raw in block]
             parser.feed_block(source, first, block)
         for source in batch.ended:
             parser.finish_source(source)
+
+    def flush() -> None:
+        """Frame what was parsed; add its requests to the window, the metrics and the event stream.
+
+        Done once per update (each poll with --events): framing a batch has a fixed cost, so
+        fewer, larger batches keep the CPU low at steady rates.
+        """
+        if not parser.pending_events:
+            return
         data = dataset_from_batch(parser.take(), parser)
         req = picker.of(data)
         if expr is not None and len(req):
             req = req[expr.mask(req).to_numpy(dtype=bool)]
-        kept = win.add(req, wall)
+        kept = win.add(req, time.time())
         if len(data.spans) or len(data.milestones):
             win.add_stages(dominant_stages(data.spans, data.milestones))
         if metrics is not None:
@@ -277,9 +286,12 @@ def run_tail(
     try:
         try:
             for batch in follow(sources, interval=interval, stop=stop, follower=follower):
-                ingest(batch)
+                feed(batch)
                 now = time.monotonic()
-                if now >= next_refresh:
+                due = now >= next_refresh
+                if due or events or parser.pending_events >= FLUSH_EVENTS:
+                    flush()
+                if due:
                     snap = take_snapshot(time.time())
                     shown += 1
                     while next_refresh <= now:
@@ -294,6 +306,7 @@ def run_tail(
         finally:
             _install(signal.SIGTERM, old_term)
         if not ended_by_intervals:
+            flush()
             renderer.final(take_snapshot(time.time()), context())
     finally:  # also on a closed pipe or an error: leave the terminal and the port as they were
         renderer.close()
