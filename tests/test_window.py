@@ -130,38 +130,24 @@ def test_p99_trend_has_one_point_per_closed_window_and_the_open_one():
     assert snap.trend["v1"] == [100.0, 200.0, 300.0, 400.0, 500.0]
 
 
-def test_dominant_stage_from_spans_and_milestones():
-    ts = pd.to_datetime(
-        [
-            "2024-03-01T10:00:00.000Z",
-            "2024-03-01T10:00:00.010Z",
-            "2024-03-01T10:00:00.090Z",
-            "2024-03-01T10:00:00.095Z",
-        ],
-        utc=True,
-    )
-    milestones = pd.DataFrame(
-        {
-            "ts": ts,
-            "request_id": ["a", "a", "a", "a"],
-            "trace_id": [None] * 4,
-            "event": ["request_received", "features_fetched", "inference_done", "response_sent"],
-        }
-    )
-    spans = pd.DataFrame(
-        {
-            "trace_id": ["t1", "t1", "t1"],
-            "span_id": ["s1", "s2", "s3"],
-            "parent_span_id": [None, "s1", "s1"],
-            "request_id": ["b", "b", "b"],
-            "name": ["POST /predict", "fetch_features", "model_inference"],
-            "kind": ["server", "internal", "internal"],
-            "duration_ms": [100.0, 20.0, 70.0],
-        }
-    )
-    got = dominant_stages(spans, milestones)
-    assert got["a"] == ("inference_done", 80.0)
-    assert got["b"] == ("model_inference", 70.0)
+def test_dominant_stage_is_the_one_mlobs_explain_names(tmp_path, run_cli):
+    from mlobs_cli.analysis.slow import dominant_stages as explain_pick
+    from mlobs_cli.analysis.timeline import per_request_stages, stage_durations
+    from mlobs_cli.frame import dataset_from_sources
+
+    log = tmp_path / "sim.log"
+    assert run_cli("simulate", "--requests", "300", "--seed", "5", "-o", log).exit_code == 0
+    data = dataset_from_sources([str(log)])
+    got = dominant_stages(data.milestones, data.spans, data.requests)
+    stages = stage_durations(data.milestones, data.spans, data.requests)
+    per = per_request_stages(stages).set_index(["request_id", "stage"])["self_ms"]
+    expected = explain_pick(stages)
+    assert len(got) == len(expected) == 300
+    for rid, stage in expected.items():
+        assert got[rid] == (stage, per[(rid, stage)])
+    failed = set(data.milestones.loc[data.milestones["event"] == "inference_failed", "request_id"])
+    timeouts = data.requests[data.requests["request_id"].isin(failed) & (data.requests["latency_ms"] > 900)]
+    assert len(timeouts) and all(got[r][0] == "inference" and got[r][1] > 900 for r in timeouts["request_id"])
 
 
 @settings(max_examples=40, deadline=None)

@@ -316,37 +316,25 @@ def _version_table(rows: pd.DataFrame, qs: list[float]) -> pd.DataFrame:
     return empty
 
 
-def dominant_stages(spans: pd.DataFrame, milestones: pd.DataFrame) -> dict[str, tuple[str, float]]:
-    """Request id -> (stage, ms) of its longest stage.
+def dominant_stages(
+    milestones: pd.DataFrame, spans: pd.DataFrame, requests: pd.DataFrame | None = None
+) -> dict[str, tuple[str, float]]:
+    """Request key (request id, else trace id) -> (stage, self ms) of the stage that made it slow,
+    picked as `mlobs explain` and `mlobs slow` pick it (`analysis/slow.py` on `timeline` stages),
+    with the stage medians taken over the given batch."""
+    from mlobs_cli.analysis.slow import dominant_stages as pick
+    from mlobs_cli.analysis.timeline import per_request_stages, stage_durations
 
-    A stage is a span that is not a request's root (a child span, or a stage-with-duration line),
-    or, from milestones, the gap between two consecutive events of a request, named after the event
-    that ends it (`features_fetched` covers the time until the features were fetched).
-    """
-    out: dict[str, tuple[str, float]] = {}
-    if milestones is not None and len(milestones) > 1:
-        m = milestones[milestones["request_id"].notna() & milestones["ts"].notna()]
-        m = m.sort_values(["request_id", "ts"], kind="stable")
-        rid = m["request_id"].to_numpy()
-        ts = m["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-        same = np.zeros(len(m), dtype=bool)
-        same[1:] = rid[1:] == rid[:-1]
-        gaps = pd.DataFrame(
-            {
-                "request_id": rid[same],
-                "stage": m["event"].to_numpy()[same],
-                "ms": (ts[same] - np.roll(ts, 1)[same]) / 1e6,
-            }
-        )
-        if len(gaps):
-            best = gaps.loc[gaps.groupby("request_id", sort=False)["ms"].idxmax()]
-            out.update(zip(best["request_id"], zip(best["stage"], best["ms"], strict=True), strict=True))
-    if spans is not None and len(spans):
-        s = spans[spans["parent_span_id"].notna() | (spans["kind"] == "stage")]
-        for key_col in ("trace_id", "request_id"):  # a request is found by either
-            sub = s[s[key_col].notna()]
-            if len(sub):
-                best = sub.loc[sub.groupby(key_col, sort=False)["duration_ms"].idxmax()]
-                pairs = zip(best["name"], best["duration_ms"], strict=True)
-                out.update(zip(best[key_col], pairs, strict=True))
-    return out
+    stages = stage_durations(milestones, spans, requests)
+    if stages.empty:
+        return {}
+    per = per_request_stages(stages)
+    chosen = pick(stages, per_request=per)
+    if chosen.empty:
+        return {}
+    self_ms = per.drop_duplicates(["request_id", "stage"]).set_index(["request_id", "stage"])["self_ms"]
+    ms = self_ms.reindex(list(zip(chosen.index, chosen.to_numpy(), strict=True))).to_numpy()
+    return {
+        str(key): (str(stage), float(m))
+        for key, stage, m in zip(chosen.index, chosen.to_numpy(), ms, strict=True)
+    }
