@@ -23,6 +23,7 @@ TREND_POINTS = 10  # closed trend buckets kept per version (bucket = the window 
 STAGE_MEMORY = 50_000  # request ids whose dominant stage is remembered
 MIN_SPAN_S = 1.0  # a rate is never computed over less than this (the first instants are noise)
 MAX_CHUNKS = 512  # added batches kept apart before the older half is merged
+SLOWEST = 5  # slowest requests listed in a snapshot
 
 
 class EventClock:
@@ -225,7 +226,7 @@ class RollingWindow:
 
     # ---- output --------------------------------------------------------------------------
     def snapshot(
-        self, wall_s: float, *, percentiles: list[float] | None = None, slowest: int = 5
+        self, wall_s: float, *, percentiles: list[float] | None = None, slowest: int = SLOWEST
     ) -> Snapshot:
         """The statistics of the window (clock - W, clock] at wall time `wall_s`."""
         qs = [float(q) for q in (percentiles or [50.0, 95.0, 99.0])]
@@ -317,24 +318,30 @@ def _version_table(rows: pd.DataFrame, qs: list[float]) -> pd.DataFrame:
 
 
 def dominant_stages(
-    milestones: pd.DataFrame, spans: pd.DataFrame, requests: pd.DataFrame | None = None
+    milestones: pd.DataFrame, spans: pd.DataFrame, requests: pd.DataFrame, *, slowest: int = SLOWEST
 ) -> dict[str, tuple[str, float]]:
-    """Request key (request id, else trace id) -> (stage, self ms) of the stage that made it slow,
-    picked as `mlobs explain` and `mlobs slow` pick it (`analysis/slow.py` on `timeline` stages),
-    with the stage medians taken over the given batch."""
-    from mlobs_cli.analysis.slow import dominant_stages as pick
+    """Request key (request id, else trace id) -> (stage, self ms) for the `slowest` requests of a
+    batch: the stage with the most self time, with stages and self times as `mlobs explain`
+    computes them (`analysis/timeline.py`).
+
+    Only a batch's slowest requests can be among the slowest of the window, so only theirs are
+    computed: the cost per batch stays small however many requests it holds.
+    """
     from mlobs_cli.analysis.timeline import per_request_stages, stage_durations
 
-    stages = stage_durations(milestones, spans, requests)
+    if requests is None or requests.empty or (milestones.empty and spans.empty):
+        return {}
+    top = requests.nlargest(slowest, "latency_ms")
+    rids = set(top["request_id"].dropna())
+    tids = set(top["trace_id"].dropna())
+    ms = milestones[milestones["request_id"].isin(rids)] if len(milestones) else milestones
+    sp = spans[spans["trace_id"].isin(tids) | spans["request_id"].isin(rids)] if len(spans) else spans
+    stages = stage_durations(ms, sp, top)
     if stages.empty:
         return {}
     per = per_request_stages(stages)
-    chosen = pick(stages, per_request=per)
-    if chosen.empty:
-        return {}
-    self_ms = per.drop_duplicates(["request_id", "stage"]).set_index(["request_id", "stage"])["self_ms"]
-    ms = self_ms.reindex(list(zip(chosen.index, chosen.to_numpy(), strict=True))).to_numpy()
+    best = per.loc[per.groupby("request_id", sort=False)["self_ms"].idxmax()]
     return {
-        str(key): (str(stage), float(m))
-        for key, stage, m in zip(chosen.index, chosen.to_numpy(), ms, strict=True)
+        str(key): (str(stage), float(ms_))
+        for key, stage, ms_ in zip(best["request_id"], best["stage"], best["self_ms"], strict=True)
     }

@@ -276,7 +276,7 @@ def run_tail(
             req = req[expr.mask(req).to_numpy(dtype=bool)]
         kept = win.add(req, time.time())
         if len(data.spans) or len(data.milestones):
-            win.add_stages(dominant_stages(data.milestones, data.spans, data.requests))
+            win.add_stages(dominant_stages(data.milestones, data.spans, kept))
         if metrics is not None:
             metrics.observe(kept)
             metrics.set_input(parser.lines, dict(parser.skipped.by_reason))
