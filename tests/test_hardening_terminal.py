@@ -34,6 +34,9 @@ EVIL = MARKUP + ESCAPES
 RID = "req-5fca08e8ca803038" + EVIL  # a request of the sample with all five stage events
 # What rich itself writes in terminal mode: SGR colour/style codes, nothing else.
 RICH_SGR = re.compile(r"\x1b\[[0-9;]*m")
+# ... and, for tail's live view only, what rich.live writes to redraw in place: hide/show the cursor,
+# erase the line, one line up (measured on a benign log). A log's `\x1b[2J`, `\x1b[5A`... are not here.
+RICH_LIVE = re.compile(r"\x1b\[\?25[lh]|\x1b\[2K|\x1b\[1A|\r")
 FORBIDDEN = ("\x1b", "\x07", "\x9b", "\x00", "\x08", "\x7f", "\u202e")
 
 
@@ -77,9 +80,11 @@ def _run(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def assert_inert(text: str) -> str:
+def assert_inert(text: str, *, live: bool = False) -> str:
     """Remove rich's own SGR codes; then nothing that drives a terminal may be left."""
     rest = RICH_SGR.sub("", text)
+    if live:
+        rest = RICH_LIVE.sub("", rest)
     for ch in FORBIDDEN:
         at = rest.find(ch)
         assert at < 0, f"{ch!r} reached the terminal: ...{rest[max(0, at - 60) : at + 20]!r}"
@@ -221,3 +226,21 @@ def test_a_newline_in_a_value_cannot_forge_a_line_of_its_own(tmp_path: Path) -> 
     lines = result.stderr.splitlines()
     assert lines[0].startswith("mlobs: error: ")
     assert all(not ln.startswith("mlobs:") for ln in lines[1:]), lines
+
+
+@pytest.mark.parametrize("mode", [[], ["--plain"], ["--alert", "p99 > 1ms"]])
+def test_tail_views_are_inert(
+    mode: list[str], evil_log: Path, terminal: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlobs_cli.cli import tail_cmd
+
+    if "--plain" not in mode:  # the live view, as on a terminal (CliRunner's stdout is no tty)
+        monkeypatch.setattr(tail_cmd, "_output_mode", lambda fmt, plain: "live")
+    args = ["tail", str(evil_log), "--from-start", "--intervals", "1", "--events", "--slow-over", "100ms"]
+    result = _run(*args, *mode)
+    assert result.exit_code == 0, result.stderr
+    shown = assert_inert(result.stdout, live="--plain" not in mode)
+    assert_inert(result.stderr)
+    assert "v2.1[bold red]RED[/bold red]" in " ".join(shown.split())
+    if not mode or mode[0] != "--plain":
+        assert RICH_SGR.search(result.stdout)  # the live view, in terminal mode
