@@ -244,3 +244,23 @@ def test_tail_views_are_inert(
     assert "v2.1[bold red]RED[/bold red]" in " ".join(shown.split())
     if not mode or mode[0] != "--plain":
         assert RICH_SGR.search(result.stdout)  # the live view, in terminal mode
+
+
+def test_hostile_file_names_are_inert(tmp_path: Path, terminal: None) -> None:
+    name = "svc\x1b[2J\x1b]8;;http:x\x1b\\[bold red]RED\u202e.jsonl"  # no "/" in a file name
+    log = tmp_path / name
+    lines = SAMPLE.read_text().splitlines()[:400]
+    log.write_text("\n".join(lines[:10] + ["not json"] + lines[10:]) + "\n")  # one skip, named
+    rid = json.loads(next(ln for ln in lines if '"prediction"' in ln))["request_id"]
+    for args in (
+        ["schema", str(log)],
+        ["latency", str(log)],
+        ["slow", str(log), "--top", "3"],
+        ["explain", rid, str(log), "--raw"],
+        ["check", str(log), "-a", "p99 < 1ms"],
+    ):
+        result = _run(*args)
+        assert result.exit_code in (0, 1), result.stderr
+        out, err = assert_inert(result.stdout), assert_inert(result.stderr)
+        # the skipped line is named with its file (on stderr; in the table for schema), inert
+        assert "\\x1b[2J" in (out if args[0] == "schema" else err)
