@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 # Columns that identify a logged summary; source and line say only where it was read.
@@ -53,23 +54,46 @@ class DuplicateReport:
         }
 
 
-def duplicate_rows(frame: pd.DataFrame, keys: tuple[str, ...], id_column: str = "request_id") -> pd.Series:
+def duplicate_rows(
+    frame: pd.DataFrame, keys: tuple[str, ...], id_column: str = "request_id", time_column: str = "ts"
+) -> pd.Series:
     """Bool mask: rows equal to an earlier row on `keys` (only rows with an id are judged).
 
-    Vectorized: only rows whose id occurs more than once are compared on the other keys.
+    Vectorized and cheap on big frames: only rows whose time (an int64 compare) and then id occur
+    more than once are compared on all the keys; at microsecond resolution that is a small set.
     """
     mask = pd.Series(False, index=frame.index)
     if frame.empty or id_column not in frame.columns:
         return mask
-    ids = frame[id_column]
-    candidates = ids.notna() & ids.duplicated(keep=False)
+    candidates = frame[id_column].notna().to_numpy().copy()
+    if time_column in frame.columns:
+        times = frame[time_column]
+        if times.dtype.kind == "M":  # datetime64, tz-aware or not: compare the int64 nanoseconds
+            candidates &= _repeated(np.asarray(times.array.asi8))
     if not candidates.any():
         return mask
-    subset = frame.loc[candidates, [k for k in keys if k in frame.columns]]
+    ids = frame.loc[candidates, id_column]
+    again = ids.duplicated(keep=False)
+    if not again.any():
+        return mask
+    subset = frame.loc[ids.index[again.to_numpy()], [k for k in keys if k in frame.columns]]
     # Object columns may hold unhashable values (lists): compare their text.
     subset = subset.apply(lambda col: col.astype(str) if col.dtype == object else col)
-    mask.loc[candidates] = subset.duplicated(keep="first").to_numpy()
+    mask.loc[subset.index] = subset.duplicated(keep="first").to_numpy()
     return mask
+
+
+def _repeated(values: np.ndarray) -> np.ndarray:
+    """Bool per element: the value occurs more than once (a sort, no hashing: fast on int64)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]
+    hit = np.zeros(len(values), dtype=bool)
+    hit[1:] |= same
+    hit[:-1] |= same
+    out = np.empty(len(values), dtype=bool)
+    out[order] = hit
+    return out
 
 
 def reused_ids(requests: pd.DataFrame, true_dups: pd.Series) -> pd.Series:
@@ -95,6 +119,6 @@ def duplicate_report(
     report.reused_rows = int(reused.sum())
     report.examples_reused = [str(v) for v in reused.index[:MAX_EXAMPLES]]
     ms_mask = duplicate_rows(milestones, MILESTONE_KEYS) if milestones is not None else None
-    sp_mask = duplicate_rows(spans, SPAN_KEYS) if spans is not None else None
+    sp_mask = duplicate_rows(spans, SPAN_KEYS, time_column="end") if spans is not None else None
     report.duplicate_events = sum(int(m.sum()) for m in (ms_mask, sp_mask) if m is not None)
     return report, req_mask, ms_mask, sp_mask
