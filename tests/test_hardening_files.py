@@ -352,3 +352,21 @@ def test_stdout_on_a_full_disk_is_one_clear_error(log10: Path) -> None:
         )  # fmt: skip
     assert p.returncode == 2
     assert p.stderr.decode() == "mlobs: error: cannot write the output: No space left on device\n"
+
+
+def test_a_report_through_a_symlink_replaces_the_file_and_keeps_the_link(tmp_path: Path, log10: Path) -> None:
+    real = tmp_path / "reports" / "junit.xml"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.xml"
+    link.symlink_to(real)
+    result = _run("check", log10, "-a", "p99 < 10s", "--junit", link)
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text().startswith("<?xml")
+
+
+def test_a_report_path_that_is_a_folder(tmp_path: Path, log10: Path) -> None:
+    result = _run("check", log10, "-a", "p99 < 10s", "--junit", tmp_path)
+    assert result.exit_code == 2
+    assert f"mlobs: error: cannot write {tmp_path}: it is a folder" in result.stderr
