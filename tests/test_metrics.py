@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from logs_from_libraries import write_structlog
+from tests.logs_from_libraries import write_structlog
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
