@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.logs_from_libraries import write_structlog
 from rich.console import Console
+
+from tests.logs_from_libraries import write_structlog
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = REPO / "tests" / "tail_writer.py"
