@@ -25,7 +25,10 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-@command("spikes")
+@command(
+    "spikes",
+    short_help="Latency, error or traffic spikes per model version, with the requests inside them.",
+)
 def spikes(
     sources: SourcesArg,
     every: Annotated[str, typer.Option("--every", help="Bucket width: 10s, 30s, 1m.")] = "30s",
