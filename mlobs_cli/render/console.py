@@ -18,7 +18,6 @@ from rich.text import Text
 
 from mlobs_cli.terminal import inert_text
 
-
 PIPED_WIDTH = 160  # output going to a file or a pipe: wide enough that tables keep every column
 
 
