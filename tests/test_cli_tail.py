@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from logs_from_libraries import write_structlog
 from rich.console import Console
+
+from tests.logs_from_libraries import write_structlog
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = REPO / "tests" / "tail_writer.py"
@@ -276,7 +277,7 @@ def test_live_view_at_a_pinned_width(tmp_path):
 
 @pytest.mark.parametrize("writer", ["console", "otlp"])
 def test_spans_from_the_otel_sdk_count_one_request_per_trace(tmp_path, run_cli, writer):
-    from logs_from_libraries import write_console_spans, write_otlp_json
+    from tests.logs_from_libraries import write_console_spans, write_otlp_json
 
     write = write_console_spans if writer == "console" else write_otlp_json
     data = write(tmp_path / "spans.log", n=4).read_bytes()

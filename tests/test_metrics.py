@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from logs_from_libraries import write_structlog
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlobs_cli.errors import UsageError
 from mlobs_cli.metrics import BUCKETS_MS, TailMetrics, parse_listen_address
+from tests.logs_from_libraries import write_structlog
 
 REPO = Path(__file__).resolve().parents[1]
 

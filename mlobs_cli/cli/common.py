@@ -88,3 +88,23 @@ def load_dataset(
             "see `mlobs schema` for the reasons and the first offending lines",
         )
     return data
+
+
+def timed_requests(data: Dataset):  # -> pandas.DataFrame (pandas is imported lazily)
+    """The request summaries of `data` for commands that place requests in time (spikes, forecast).
+
+    Raises `NotFoundError` (exit 1) when no request has a timestamp; says on stderr how many requests
+    without one are left out.
+    """
+    from mlobs_cli.errors import NotFoundError
+    from mlobs_cli.terminal import warn
+
+    requests = data.requests
+    if requests.empty or requests["ts"].notna().sum() == 0:
+        raise NotFoundError(
+            "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
+        )
+    untimed = int(requests["ts"].isna().sum())
+    if untimed:
+        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
+    return requests

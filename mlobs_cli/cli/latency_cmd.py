@@ -54,7 +54,10 @@ def group_keys(by: list[str] | None) -> list[str]:
     return keys
 
 
-@command("latency")
+@command(
+    "latency",
+    short_help="Exact latency percentiles, request rates and error rates per model version.",
+)
 def latency(
     sources: SourcesArg,
     by_version: Annotated[

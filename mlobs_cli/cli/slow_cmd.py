@@ -73,7 +73,10 @@ def parse_percentile(text: str) -> float:
     return q
 
 
-@command("slow")
+@command(
+    "slow",
+    short_help="The slowest requests, and what is different about them (stages, field values).",
+)
 def slow(
     sources: SourcesArg,
     top: TopOpt = 20,

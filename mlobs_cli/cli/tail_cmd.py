@@ -71,7 +71,10 @@ class _Requests:
         return req.iloc[:0]
 
 
-@command("tail")
+@command(
+    "tail",
+    short_help="Follow live logs: rolling per-version latency, rates, errors, alerts, Prometheus metrics.",
+)
 def tail(
     sources: Annotated[
         list[str],
