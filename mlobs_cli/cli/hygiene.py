@@ -28,8 +28,11 @@ def tidy_dataset(data: Dataset, *, quiet: bool = False) -> Dataset:
     if sp_mask is not None and sp_mask.any():
         data.spans = data.spans.loc[~sp_mask].reset_index(drop=True)
     clock = clock_report(data.requests)
-    extra: Any = data
-    extra.duplicates, extra.clock = dups, clock
+    for name, value in (("duplicates", dups), ("clock", clock)):
+        try:
+            setattr(data, name, value)
+        except AttributeError:  # a Dataset with __slots__: `reports_of` recomputes them
+            pass
     if quiet:
         return data
     if dups.true_duplicates:
@@ -57,3 +60,17 @@ def tidy_dataset(data: Dataset, *, quiet: bool = False) -> Dataset:
             f"{clock.first_future}): times are used as logged"
         )
     return data
+
+
+def reports_of(data: Dataset) -> tuple[Any, Any]:
+    """The duplicate and clock reports `tidy_dataset` attached (recomputed when it could not)."""
+    from mlobs_cli.analysis.clock import clock_report
+    from mlobs_cli.analysis.duplicates import duplicate_report
+
+    dups = getattr(data, "duplicates", None)
+    clock = getattr(data, "clock", None)
+    if dups is None:
+        dups = duplicate_report(data.requests, data.milestones, data.spans)[0]
+    if clock is None:
+        clock = clock_report(data.requests)
+    return dups, clock
