@@ -264,3 +264,14 @@ def test_hostile_file_names_are_inert(tmp_path: Path, terminal: None) -> None:
         out, err = assert_inert(result.stdout), assert_inert(result.stderr)
         # the skipped line is named with its file (on stderr; in the table for schema), inert
         assert "\\x1b[2J" in (out if args[0] == "schema" else err)
+
+
+@pytest.mark.parametrize("columns", ["0", "1", "-5", "wide"])
+def test_odd_terminal_widths_still_show_the_results(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", columns)  # COLUMNS=0 made rich print nothing at all
+    for args in (["latency", SAMPLE], ["slow", SAMPLE, "--top", "2"], ["check", SAMPLE, "-a", "p99 < 10s"]):
+        result = _run(*args)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.strip(), (columns, args)
+        if columns != "1":  # ignored (not a width): the full table
+            assert "v2.0" in result.stdout, (columns, args, result.stdout)
