@@ -50,6 +50,20 @@ FieldOpt = Annotated[
         show_default=False,
     ),
 ]
+WhereOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--where",
+        "-w",
+        metavar="EXPR",
+        help='Only requests matching EXPR: status >= 500, model_version == "v2.1" and '
+        'user_id in ("a","b"), http.route ~ "^/pred". Parsed, never evaluated.',
+        show_default=False,
+    ),
+]
+PercentilesOpt = Annotated[
+    str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
+]
 ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(

@@ -15,8 +15,10 @@ from mlobs_cli.cli.common import (
     FieldOpt,
     FormatOpt,
     OutputFormat,
+    PercentilesOpt,
     SourcesArg,
     StrictOpt,
+    WhereOpt,
 )
 from mlobs_cli.errors import ExitCode, NotFoundError, UsageError
 
@@ -92,19 +94,8 @@ def latency(
             show_default=False,
         ),
     ] = None,
-    where: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--where",
-            "-w",
-            help='Filter: status >= 500, model_version == "v2.1" and '
-            'user_id in ("a","b"), http.route ~ "^/pred".',
-            show_default=False,
-        ),
-    ] = None,
-    percentiles: Annotated[
-        str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
-    ] = "50,90,95,99",
+    where: WhereOpt = None,
+    percentiles: PercentilesOpt = "50,90,95,99",
     metric: Annotated[
         str,
         typer.Option(

@@ -14,6 +14,7 @@ from mlobs_cli.cli.common import (
     OutputFormat,
     SourcesArg,
     StrictOpt,
+    WhereOpt,
     load_dataset,
 )
 
@@ -46,15 +47,6 @@ ByVersionOpt = Annotated[
     typer.Option(
         "--by-version",
         help="List the top requests of each model version; --above is then taken within each version.",
-    ),  # fmt: skip
-]
-WhereOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--where",
-        metavar="EXPR",
-        help='Only requests matching EXPR, e.g. "status >= 500".',
-        show_default=False,
     ),  # fmt: skip
 ]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from mlobs_cli.cli.app import command
-from mlobs_cli.cli.common import ConfigOpt, FieldOpt
+from mlobs_cli.cli.common import ConfigOpt, FieldOpt, PercentilesOpt, WhereOpt
 from mlobs_cli.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -101,17 +101,12 @@ def tail(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="table (live view, or plain lines) or ndjson.")
     ] = "table",
-    percentiles: Annotated[
-        str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
-    ] = "50,90,95,99",
+    percentiles: PercentilesOpt = "50,90,95,99",
     plain: Annotated[bool, typer.Option("--plain", help="Plain summary lines even on a terminal.")] = False,
     events: Annotated[
         bool, typer.Option("--events", help="Also print each incoming request as one line.")
     ] = False,
-    where: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--where", help="Only requests matching this filter: 'latency_ms > 200'."),
-    ] = None,
+    where: WhereOpt = None,
     slow_over: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--slow-over", help="Highlight requests slower than this: 250ms, 0.3s."),
