@@ -370,3 +370,14 @@ def test_a_report_path_that_is_a_folder(tmp_path: Path, log10: Path) -> None:
     result = _run("check", log10, "-a", "p99 < 10s", "--junit", tmp_path)
     assert result.exit_code == 2
     assert f"mlobs: error: cannot write {tmp_path}: it is a folder" in result.stderr
+
+
+def test_a_report_path_naming_an_input_log_is_refused(tmp_path: Path, log10: Path) -> None:
+    before = log10.read_bytes()
+    alias = tmp_path / "alias.log"
+    alias.symlink_to(log10)
+    for target in (log10, alias):
+        result = _run("check", log10, "-a", "p99 < 10s", "--junit", target)
+        assert result.exit_code == 2
+        assert f"--junit {target} is one of the logs being read" in result.stderr
+    assert log10.read_bytes() == before
