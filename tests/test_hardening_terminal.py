@@ -16,6 +16,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mlobs_cli.cli import app
@@ -275,3 +277,21 @@ def test_odd_terminal_widths_still_show_the_results(columns: str, monkeypatch: p
         assert result.stdout.strip(), (columns, args)
         if columns != "1":  # ignored (not a width): the full table
             assert "v2.0" in result.stdout, (columns, args, result.stdout)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", categories=None), max_size=60))
+def test_any_string_in_a_cell_renders_inert(value: str) -> None:
+    import io
+
+    from rich.console import Console
+
+    from mlobs_cli.render.console import cell, simple_table
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, color_system="truecolor", width=200, markup=False)
+    console.print(simple_table("t", ["v"], [[cell(value)]]))
+    console.print(cell(value))
+    rest = RICH_SGR.sub("", buf.getvalue())
+    assert not any(ch in rest for ch in FORBIDDEN)
+    assert not any(0x80 <= ord(ch) <= 0x9F or ord(ch) < 0x20 and ch != "\n" for ch in rest)
