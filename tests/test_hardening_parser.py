@@ -111,7 +111,12 @@ def test_deeply_nested_json(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join([good(1), nested_obj, too_deep, shallow_attr]) + b"\n")
     doc = _json(_run("latency", path, "--format", "json"))
     assert doc["rows"][0]["requests"] == 2
-    assert doc["skipped"]["by_reason"] == {"not_json": 1}
+    # every line accounted for (schema reads every line; latency may skip lines that cannot be
+    # summaries without parsing them)
+    schema = _json(_run("schema", path, "--format", "json"))
+    assert schema["skipped"]["by_reason"] == {"not_json": 1}
+    assert schema["events"]["request_summary"] == 2 and schema["events"]["other"] == 1
+    assert _run("latency", path, "--strict").exit_code == 1
 
 
 @pytest.mark.xfail(
