@@ -100,8 +100,11 @@ def reused_ids(requests: pd.DataFrame, true_dups: pd.Series) -> pd.Series:
     """Counts of request ids carried by two or more summaries that are not true duplicates."""
     if requests.empty or "request_id" not in requests.columns:
         return pd.Series(dtype="int64")
-    ids = requests.loc[~true_dups, "request_id"].dropna()
-    counts = ids.value_counts()
+    ids = requests["request_id"]
+    repeated = ids.duplicated(keep=False).to_numpy() & ~true_dups.to_numpy()  # one hashing pass
+    if not repeated.any():
+        return pd.Series(dtype="int64")
+    counts = ids[repeated].dropna().value_counts()  # only the few repeated ids are counted
     return counts[counts > 1]
 
 
