@@ -268,3 +268,18 @@ def test_a_50mb_line_is_never_loaded_whole(tmp_path: Path) -> None:
     assert "line_too_long 1" in err and "big.log:101" in err
     grew_mib = (peak - base_peak) / 1024
     assert grew_mib < 16, f"peak memory grew by {grew_mib:.1f} MiB for a 50 MiB line"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    magic=st.sampled_from([b"\x1f\x8b", b"\x1f\x8b\x08\x00", b"BZh9", b"\xfd7zXZ\x00"]),
+    rest=st.binary(max_size=300),
+)
+def test_arbitrary_bytes_behind_compression_magic(magic: bytes, rest: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "fuzz.gz"
+    path.write_bytes(magic + rest)
+    result = _run("schema", path, "--format", "json")
+    assert result.exit_code in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr and "unexpected failure" not in result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc["skipped"]["by_reason"]) <= KNOWN_REASONS
