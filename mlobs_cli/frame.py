@@ -28,7 +28,6 @@ from mlobs_cli.records import (
     paused_gc,
 )
 from mlobs_cli.schema import UNIT_FACTORS_MS, guess_duration_unit
-from mlobs_cli.sources import TruncatedInputError, expand_sources, iter_line_blocks, open_source
 from mlobs_cli.values import (
     durations_ms,
     error_levels,
@@ -40,7 +39,6 @@ from mlobs_cli.values import (
 )
 
 UNKNOWN_VERSION = "unknown"
-CHUNK_EVENTS = 250_000
 TS_DTYPE = "datetime64[ns, UTC]"
 REQUEST_BASE_COLUMNS = (
     "ts",
@@ -467,6 +465,16 @@ class FrameBuilder:
         self.extra_skips = SkipReport()
         self.list_keys: set[str] = set()
 
+    def absorb(self, other: FrameBuilder) -> None:
+        """Append the frames of a later partition (see `engine`), keeping input order."""
+        self._requests.extend(other._requests)
+        self._milestones.extend(other._milestones)
+        self._spans.extend(other._spans)
+        for kind, n in other.ts_kinds.items():
+            self.ts_kinds[kind] = self.ts_kinds.get(kind, 0) + n
+        self.extra_skips.merge(other.extra_skips)
+        self.list_keys |= other.list_keys
+
     def add(self, batch: Batch) -> None:
         with paused_gc():
             self._add(batch)
@@ -532,25 +540,12 @@ def dataset_from_batch(batch: Batch, parser: RecordParser | None = None) -> Data
 def dataset_from_sources(
     specs: list[str], settings: Settings | None = None, *, keep: frozenset[str] | None = None
 ) -> Dataset:
-    """Read every source, parse it, and build the `Dataset` (streaming, chunked).
+    """Read every source, parse it, and build the `Dataset` (streaming, chunked; see `engine`).
 
     `keep` limits the event kinds stored (`requests`, `milestones`, `spans`): the others are still
     read, checked and counted.
     """
-    settings = settings or Settings()
-    parser = RecordParser(settings.overrides, keep=keep)
-    builder = FrameBuilder()
-    for source in expand_sources(specs):
-        stream = open_source(source)
-        line_no = 1
-        try:
-            for block in iter_line_blocks(stream, max_line_bytes=settings.max_line_bytes):
-                line_no = parser.feed_block(source.name, line_no, block)
-                if parser.pending_events >= CHUNK_EVENTS:
-                    builder.add(parser.take())
-            parser.finish_source(source.name)
-        except TruncatedInputError:
-            parser.finish_source(source.name, truncated=True, line_no=line_no)
-        finally:
-            stream.close()
-    return builder.finish(parser)
+    from mlobs_cli.engine import Need
+    from mlobs_cli.engine import dataset_from_sources as read
+
+    return read(specs, settings, Need(kinds=keep))

@@ -120,8 +120,11 @@ def error_markers(values: Sequence[Any]) -> np.ndarray:
 
 def error_levels(values: Sequence[Any]) -> np.ndarray:
     """True where a log level says error (error, critical, fatal, ...)."""
-    series = pd.Series(values, dtype=object)
-    return series.map(lambda v: type(v) is str and v.lower() in _ERROR_LEVELS).to_numpy(dtype=bool)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    flags = np.fromiter(
+        (type(v) is str and v.lower() in _ERROR_LEVELS for v in uniques), dtype=bool, count=len(uniques)
+    )
+    return np.append(flags, False)[codes]  # code -1 (missing) picks the appended False
 
 
 def texts(values: Sequence[Any]) -> np.ndarray:
