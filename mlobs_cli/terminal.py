@@ -43,7 +43,11 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
-def error_line(message: str) -> None:
-    """Write the single error line a failing command prints: `mlobs: error: <message>`."""
-    sys.stderr.write(f"mlobs: error: {inert_text(message)}\n")
+def error_line(message: str, *, keep_newlines: bool = False) -> None:
+    """Write the error a failing command prints: `mlobs: error: <message>`.
+
+    One line, unless `keep_newlines` (for messages built to span lines, like an expression with a
+    caret under the error): other control characters are escaped either way.
+    """
+    sys.stderr.write(f"mlobs: error: {inert_text(message, keep_newlines=keep_newlines)}\n")
     sys.stderr.flush()

@@ -70,7 +70,7 @@ def guarded(fn: F) -> F:
         except typer.Exit:
             raise
         except MlobsError as exc:
-            error_line(str(exc))
+            error_line(str(exc), keep_newlines=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             sys.stderr.write("mlobs: interrupted\n")
