@@ -154,7 +154,9 @@ def parse_partition(
     return Partial(builder, parser.skipped, parser.stats, parser.lines, physical, open_state)
 
 
-def _fork_partition(source: Source, settings: Settings, need: Need, start: int, end: int) -> tuple[int, int]:
+def _fork_partition(
+    source: Source, settings: Settings, need: Need, start: int, end: int, *, last: bool = True
+) -> tuple[int, int]:
     """Parse `[start, end)` in a forked child; returns (pid, read end of the result pipe)."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -164,7 +166,7 @@ def _fork_partition(source: Source, settings: Settings, need: Need, start: int, 
         os.close(rfd)
         code = 0
         try:
-            part = parse_partition(source, settings, need, start, end, last=True)
+            part = parse_partition(source, settings, need, start, end, last=last)
             payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001 - the parent re-reads this range itself
             payload, code = b"", 1
@@ -235,21 +237,39 @@ def merge_partials(
 
 
 def dataset_from_sources(
-    specs: list[str], settings: Settings | None = None, need: Need = EVERYTHING, *, parallel: bool = True
+    specs: list[str],
+    settings: Settings | None = None,
+    need: Need = EVERYTHING,
+    *,
+    parallel: bool = True,
+    use_cache: bool = True,
+    build_cache: bool | None = None,
 ) -> Dataset:
-    """Read every source as partitions, merge the partials, and finish the `Dataset`."""
+    """Read every source as partitions, merge the partials, and finish the `Dataset`.
+
+    With `use_cache` (and the cache enabled), files with a cache entry are read from it (appended
+    bytes parsed and stored); `build_cache` (default: when everything is needed) also creates
+    entries for files that have none. Otherwise a file is parsed cold, reading only what `need` asks.
+    """
+    from mlobs_cli import cache
     from mlobs_cli.sources import expand_sources
 
     settings = settings or Settings()
+    if build_cache is None:
+        build_cache = need.kinds is None and need.fields is None
     sources = expand_sources(specs)
     partials: list[Partial] = []
     for source in sources:
-        partials.extend(partials_of(source, settings, need, parallel=parallel))
+        found = cache.cached_partials(source, settings, need, build=build_cache) if use_cache else None
+        if found is not None:
+            partials.extend(found[0])
+        else:
+            partials.extend(partials_of(source, settings, need, parallel=parallel))
     parser, builder = merge_partials(partials, settings, need)
     for i, source in enumerate(sources):
         parser._source_order.setdefault(source.name, i)
     data = builder.finish(parser)
     if need.filters and data.requests_from == "summaries" and data.requests.empty and data.lines:
         # No summary at all: requests come from spans or stage events, which need every line.
-        return dataset_from_sources(specs, settings, EVERYTHING, parallel=parallel)
+        return dataset_from_sources(specs, settings, EVERYTHING, parallel=parallel, use_cache=use_cache)
     return data

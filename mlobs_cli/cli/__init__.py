@@ -20,6 +20,7 @@ from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import latency_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import explain_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import slow_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import cache_cmd  # noqa: F401,E402  isort: skip
 
 
 def main() -> None:

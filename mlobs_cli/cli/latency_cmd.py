@@ -158,9 +158,10 @@ def latency(
         raise UsageError("--plot draws for people", "use it with --format table (the default)")
     keys = group_keys(by)
 
-    from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.common import load_dataset, requests_need
 
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    need = requests_need([*keys, *(flt.fields if flt else [])], metric)
+    data = load_dataset(sources, fields=field, config=config, strict=strict, need=need)
     run_and_render(
         data,
         keys=keys,

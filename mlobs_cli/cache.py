@@ -1,0 +1,370 @@
+"""Cache: parsed partitions of log files kept as columns, so later queries do not parse JSON again.
+
+One entry per (file path, parsing settings, mlobs code): an `index.json` naming the file's identity
+(device, inode), size, mtime, a hash of its head and of the last bytes covered, and the segments: byte
+ranges `[start, end)` ending at a newline, each stored as a `Partial` (frames in `colstore` files,
+skip reports and field statistics as JSON; nothing is pickled). On use, an entry is:
+- valid: same identity, size, mtime and hashes -> the segments are read back;
+- grown: same identity and head, the covered bytes unchanged, the file longer -> only the new bytes
+  are parsed (from the last offset), as a new segment;
+- otherwise (rotated: new inode; truncated: shorter; rewritten: mtime or a hash differs) -> rebuilt.
+Bytes after the last newline (a line still being written) are parsed on every use, never stored.
+Stored in `$XDG_CACHE_HOME/mlobs` (default `~/.cache/mlobs`); `mlobs cache clear` removes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import mlobs_cli
+from mlobs_cli.cachedir import cache_root, is_enabled, set_enabled
+from mlobs_cli.config import Settings
+from mlobs_cli.engine import EVERYTHING, Need, Partial, parse_partition
+from mlobs_cli.records import FieldStats, SkipReport
+from mlobs_cli.sources import Source, split_points
+
+FORMAT = 1  # also in cachedir.cache_root
+__all__ = ["cache_root", "cached_partials", "clear", "entries", "is_enabled", "set_enabled"]
+HASH_BYTES = 64 * 1024
+_CODE_FILES = ("records.py", "frame.py", "values.py", "schema.py", "otel.py", "scan.py", "colstore.py")
+
+
+def _code_fingerprint() -> str:
+    h = hashlib.sha256(mlobs_cli.__version__.encode())
+    here = Path(mlobs_cli.__file__).parent
+    for name in _CODE_FILES:
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:
+            h.update(name.encode())
+    return h.hexdigest()
+
+
+def _entry_dir(path: Path, settings: Settings) -> Path:
+    ovs = sorted((o.canon, o.key, o.unit or "") for o in settings.overrides.values())
+    key = orjson.dumps([str(path.resolve()), ovs, settings.max_line_bytes, _code_fingerprint()])
+    return cache_root() / hashlib.sha256(key).hexdigest()[:32]
+
+
+def _hash_range(path: Path, start: int, end: int) -> str:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        return hashlib.sha256(fh.read(max(0, end - start))).hexdigest()
+
+
+def _last_newline_end(path: Path, size: int, start: int) -> int:
+    """Offset just after the last newline in `[start, size)`, or `start` when there is none."""
+    with open(path, "rb") as fh:
+        pos = size
+        while pos > start:
+            step = min(1 << 16, pos - start)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                return pos - step + nl + 1
+            pos -= step
+    return start
+
+
+def _is_compressed(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    return head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"))
+
+
+# ---- partials <-> files -----------------------------------------------------------------------
+def _skips_to_json(report: SkipReport) -> dict[str, Any]:
+    return {
+        "by_reason": dict(report.by_reason),
+        "examples": [list(e) for e in report.examples],
+        "notes": dict(report.notes),
+    }
+
+
+def _skips_from_json(doc: dict[str, Any]) -> SkipReport:
+    report = SkipReport()
+    report.by_reason.update(doc["by_reason"])
+    report.examples = [(s, int(n), r) for s, n, r in doc["examples"]]
+    report.notes.update(doc["notes"])
+    return report
+
+
+def _stats_to_json(stats: FieldStats) -> dict[str, Any]:
+    return {
+        "formats": dict(stats.formats),
+        "events": dict(stats.events),
+        "mapping": {c: [[k, u, n] for (k, u), n in cnt.items()] for c, cnt in stats.mapping.items()},
+        "blank_lines": stats.blank_lines,
+    }
+
+
+def _stats_from_json(doc: dict[str, Any]) -> FieldStats:
+    stats = FieldStats()
+    stats.formats.update(doc["formats"])
+    stats.events.update(doc["events"])
+    for canon, rows in doc["mapping"].items():
+        stats.mapping[canon] = Counter({(k, u): n for k, u, n in rows})
+    stats.blank_lines = doc["blank_lines"]
+    return stats
+
+
+def _write_segment(entry: Path, part: Partial) -> str:
+    from mlobs_cli.colstore import save_frame
+
+    name = f"seg-{uuid.uuid4().hex[:12]}"
+    tmp = entry / f".{name}.tmp"
+    tmp.mkdir(parents=True)
+    b = part.builder
+    frames = {}
+    for kind, lst in (("requests", b._requests), ("milestones", b._milestones), ("spans", b._spans)):
+        frames[kind] = [
+            {"rows": len(f), "columns": save_frame(f, tmp, f"{kind[0]}{i}_")} for i, f in enumerate(lst)
+        ]
+    doc = {
+        "frames": frames,
+        "skipped": _skips_to_json(part.skipped),
+        "extra_skips": _skips_to_json(b.extra_skips),
+        "stats": _stats_to_json(part.stats),
+        "records": part.records,
+        "physical_lines": part.physical_lines,
+        "ts_kinds": b.ts_kinds,
+        "list_keys": sorted(b.list_keys),
+    }
+    (tmp / "segment.json").write_bytes(orjson.dumps(doc))
+    tmp.rename(entry / name)
+    return name
+
+
+def _request_columns(need: Need) -> set[str] | None:
+    if need.fields is None:
+        return None
+    from mlobs_cli.frame import REQUEST_BASE_COLUMNS
+    from mlobs_cli.records import REQUIRED_REQUEST_FIELDS
+
+    return (
+        set(REQUEST_BASE_COLUMNS)
+        | set(REQUIRED_REQUEST_FIELDS)
+        | set(need.fields)
+        | {f"attr.{f}" for f in need.fields}
+        | {"latency_guess", "inference_guess"}
+    )
+
+
+def _read_segment(seg: Path, need: Need) -> Partial:
+    from mlobs_cli.colstore import load_frame
+    from mlobs_cli.frame import FrameBuilder
+
+    doc = orjson.loads((seg / "segment.json").read_bytes())
+    kinds = need.kinds
+    builder = FrameBuilder()
+    targets = {"requests": builder._requests, "milestones": builder._milestones, "spans": builder._spans}
+    wanted = _request_columns(need)
+    for kind, frames in doc["frames"].items():
+        if kinds is not None and kind not in kinds:
+            continue
+        cols = wanted if kind == "requests" else None
+        for f in frames:
+            targets[kind].append(load_frame(f["columns"], f["rows"], seg, cols))
+    builder.extra_skips = _skips_from_json(doc["extra_skips"])
+    builder.ts_kinds = dict(doc["ts_kinds"])
+    builder.list_keys = set(doc["list_keys"])
+    return Partial(
+        builder,
+        _skips_from_json(doc["skipped"]),
+        _stats_from_json(doc["stats"]),
+        doc["records"],
+        doc["physical_lines"],
+    )
+
+
+# ---- entries --------------------------------------------------------------------------------
+def _read_index(entry: Path) -> dict[str, Any] | None:
+    try:
+        doc = orjson.loads((entry / "index.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+
+
+def _write_index(entry: Path, doc: dict[str, Any]) -> None:
+    tmp = entry / f".index-{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_bytes(orjson.dumps(doc))
+    os.replace(tmp, entry / "index.json")
+    keep = set(s["name"] for s in doc["segments"])
+    for child in entry.iterdir():  # segments of an older state of the file
+        if child.is_dir() and child.name.startswith("seg-") and child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _state_of(path: Path, index: dict[str, Any] | None, st: os.stat_result) -> str:
+    """`valid`, `grown` or `stale` (see the module docstring)."""
+    if index is None or index["dev"] != st.st_dev or index["ino"] != st.st_ino:
+        return "stale"
+    if st.st_size < index["size"] or _hash_range(path, 0, index["head_len"]) != index["head"]:
+        return "stale"
+    end = index["end"]
+    if _hash_range(path, max(0, end - HASH_BYTES), end) != index["tail"]:
+        return "stale"
+    if st.st_size == index["size"]:
+        return "valid" if st.st_mtime_ns == index["mtime_ns"] else "stale"
+    if index["compressed"] or index.get("open"):
+        return "stale"
+    return "grown"
+
+
+def _parse_ranges(source: Source, settings: Settings, start: int, end: int) -> list[Partial]:
+    """Parse `[start, end)` of a plain file in full (every kind and field), in two halves when large."""
+    from mlobs_cli.engine import PARALLEL_MIN_BYTES, _collect, _fork_partition
+
+    assert source.path is not None
+    if end - start >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 and hasattr(os, "fork"):
+        cuts = [c for c in split_points(source.path, 2) if start < c < end]
+        if cuts:
+            mid = cuts[0]
+            pid, rfd = _fork_partition(source, settings, EVERYTHING, mid, end, last=False)
+            first = parse_partition(source, settings, EVERYTHING, start, mid, last=False)
+            second = _collect(pid, rfd)
+            if second is not None and not first.open_state:  # (second.open_state: stored as open)
+                second.shift(first.physical_lines)
+                return [first, second]
+    return [parse_partition(source, settings, EVERYTHING, start, end, last=False)]
+
+
+def cached_partials(
+    source: Source, settings: Settings, need: Need, *, build: bool
+) -> tuple[list[Partial], str] | None:
+    """The partials of `source` through the cache, and what happened (`hit`, `appended`, `built`).
+
+    None when the source cannot be cached (stdin, unreadable, unusual columns), or when it has no
+    entry yet and `build` is false (a command that reads only part of the lines then parses cold).
+    """
+    if source.path is None or not is_enabled():
+        return None
+    path = source.path
+    try:
+        st = path.stat()
+        if not path.is_file():
+            return None
+        entry = _entry_dir(path, settings)
+        index = _read_index(entry)
+        if index is None and not build:
+            return None
+        state = _state_of(path, index, st)
+        if state == "stale" and not build and index is None:
+            return None
+        return _use_entry(source, settings, need, entry, index, state, st)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _use_entry(
+    source: Source,
+    settings: Settings,
+    need: Need,
+    entry: Path,
+    index: dict[str, Any] | None,
+    state: str,
+    st: os.stat_result,
+) -> tuple[list[Partial], str] | None:
+    from mlobs_cli.colstore import UnsupportedColumn
+
+    path = source.path
+    assert path is not None
+    compressed = _is_compressed(path)
+    if state != "stale" and index is not None and index.get("open"):
+        return None  # a multi-line object runs past the stored bytes: read this file cold
+    if state == "valid":
+        assert index is not None
+        parts = [_read_segment(entry / s["name"], need) for s in index["segments"]]
+        outcome = "hit"
+    else:
+        if state == "grown":
+            assert index is not None
+            start, segments, lines = index["end"], list(index["segments"]), index["lines"]
+            parts = [_read_segment(entry / s["name"], need) for s in segments]
+            outcome = "appended"
+        else:
+            start, segments, lines, parts = 0, [], 0, []
+            outcome = "built"
+        end = st.st_size if compressed else _last_newline_end(path, st.st_size, start)
+        new: list[Partial] = []
+        if end > start:
+            if compressed:
+                new = [parse_partition(source, settings, EVERYTHING, last=False)]
+            else:
+                new = _parse_ranges(source, settings, start, end)
+        entry.mkdir(parents=True, exist_ok=True)
+        try:
+            for part in new:
+                part.shift(lines)
+                segments.append({"name": _write_segment(entry, part), "lines": part.physical_lines})
+                lines += part.physical_lines
+        except UnsupportedColumn:
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        head_len = min(st.st_size, HASH_BYTES)
+        _write_index(
+            entry,
+            {
+                "format": FORMAT,
+                "path": str(path.resolve()),
+                "dev": st.st_dev,
+                "ino": st.st_ino,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "head_len": head_len,
+                "head": _hash_range(path, 0, head_len),
+                "end": end,
+                "tail": _hash_range(path, max(0, end - HASH_BYTES), end),
+                "compressed": compressed,
+                "open": bool(new and new[-1].open_state),
+                "lines": lines,
+                "segments": segments,
+                "written": time.time(),
+            },
+        )
+        if new and new[-1].open_state:
+            return None
+        parts.extend(new)
+        index = {"end": end, "lines": lines}
+    # The bytes after the last newline: parsed on every use, never stored.
+    tail_start = index["end"]
+    if not compressed and st.st_size > tail_start:
+        tail = parse_partition(source, settings, need, tail_start, st.st_size, last=True)
+        tail.shift(index["lines"])
+        parts.append(tail)
+    return parts, outcome
+
+
+def entries() -> list[dict[str, Any]]:
+    """Every cache entry's index (for `mlobs cache info`), with its size on disk."""
+    root = cache_root()
+    out: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return out
+    for entry in sorted(root.iterdir()):
+        index = _read_index(entry)
+        if index is None:
+            continue
+        index["bytes_on_disk"] = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        out.append(index)
+    return out
+
+
+def clear() -> int:
+    """Remove every cache entry; returns how many there were."""
+    root = cache_root()
+    n = len(entries())
+    if root.is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+    return n
