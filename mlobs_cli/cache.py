@@ -146,18 +146,31 @@ def _write_segment(entry: Path, part: Partial) -> str:
 
 
 def _request_columns(need: Need) -> set[str] | None:
+    """The stored request columns a narrowed `need` reads (as a cold read with that need keeps)."""
     if need.fields is None:
         return None
-    from mlobs_cli.frame import REQUEST_BASE_COLUMNS
     from mlobs_cli.records import REQUIRED_REQUEST_FIELDS
 
     return (
-        set(REQUEST_BASE_COLUMNS)
-        | set(REQUIRED_REQUEST_FIELDS)
+        set(REQUIRED_REQUEST_FIELDS)
         | set(need.fields)
         | {f"attr.{f}" for f in need.fields}
-        | {"latency_guess", "inference_guess"}
+        | {"source", "line", "latency_guess", "inference_guess"}
     )
+
+
+def _fill_unread(frame: Any, wanted: set[str]) -> Any:
+    """Base columns not read come out empty, in their place, as from a cold read with the same need."""
+    import numpy as np
+
+    n = len(frame)
+    for pos, (col, empty) in enumerate(
+        (("request_id", None), ("trace_id", None), ("inference_ms", np.nan)), start=1
+    ):
+        if col not in wanted and col not in frame.columns:
+            values = np.full(n, empty, dtype=object if empty is None else np.float64)
+            frame.insert(min(pos if col != "inference_ms" else 5, len(frame.columns)), col, values)
+    return frame
 
 
 def _read_segment(seg: Path, need: Need) -> Partial:
@@ -174,7 +187,8 @@ def _read_segment(seg: Path, need: Need) -> Partial:
             continue
         cols = wanted if kind == "requests" else None
         for f in frames:
-            targets[kind].append(load_frame(f["columns"], f["rows"], seg, cols))
+            frame = load_frame(f["columns"], f["rows"], seg, cols)
+            targets[kind].append(_fill_unread(frame, cols) if cols is not None else frame)
     builder.extra_skips = _skips_from_json(doc["extra_skips"])
     builder.ts_kinds = dict(doc["ts_kinds"])
     builder.list_keys = set(doc["list_keys"])
