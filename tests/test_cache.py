@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlobs_cli import cache
-from mlobs_cli.cachedir import cache_root
+from mlobs_cli.cachedir import cache_root, set_enabled
 from mlobs_cli.config import Settings
 from mlobs_cli.engine import EVERYTHING, Need, dataset_from_sources
 from mlobs_cli.sources import Source
@@ -20,6 +20,14 @@ SUMMARY = (
     '"latency_ms": {lat}, "status": {status}, "user": "u{u}", "predictions": ["a", "b"]}}\n'
 )
 EVENT = '{{"ts": "2026-11-26T10:{m:02d}:{s:02d}.{us:06d}Z", "event": "{e}", "request_id": "r{i}"}}\n'
+
+
+@pytest.fixture(autouse=True)
+def _cache_on():
+    """`mlobs --no-cache` in one test must not leak into the next (the flag is process state)."""
+    set_enabled(True)
+    yield
+    set_enabled(True)
 
 
 def log_lines(start: int, n: int) -> str:

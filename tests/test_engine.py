@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlobs_cli import engine
+from mlobs_cli.cachedir import set_enabled
 from mlobs_cli.cli import app  # noqa: F401 - registers the commands used below
 from mlobs_cli.config import Settings
 from mlobs_cli.engine import Need, dataset_from_sources
@@ -18,6 +19,14 @@ from mlobs_cli.schema import parse_field_override
 from tests.logs_from_libraries import write_console_spans, write_structlog
 
 FULL_REQUESTS = Need(kinds=frozenset({"requests"}))  # every line parsed, summaries kept
+
+
+@pytest.fixture(autouse=True)
+def _cache_on():
+    """`mlobs --no-cache` in one test must not leak into the next (the flag is process state)."""
+    set_enabled(True)
+    yield
+    set_enabled(True)
 
 
 def read(path: Path, need: Need, settings_: Settings | None = None, **kw):
