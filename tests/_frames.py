@@ -24,9 +24,7 @@ def requests_frame(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> p
             "ts": _ts([r.get("ts") for r in rows]),
             "request_id": pd.Series([r.get("request_id") for r in rows], dtype=object),
             "trace_id": pd.Series([r.get("trace_id") for r in rows], dtype=object),
-            "model_version": pd.Series(
-                [r.get("model_version", "unknown") for r in rows], dtype="category"
-            ),
+            "model_version": pd.Series([r.get("model_version", "unknown") for r in rows], dtype="category"),
             "latency_ms": pd.Series([r["latency_ms"] for r in rows], dtype="float64"),
             "inference_ms": pd.Series([r.get("inference_ms") for r in rows], dtype="float64"),
             "status": pd.Series([r.get("status") for r in rows], dtype="Int64"),
@@ -49,9 +47,7 @@ def milestones_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "request_id": pd.Series([r.get("request_id") for r in rows], dtype=object),
             "trace_id": pd.Series([r.get("trace_id") for r in rows], dtype=object),
             "event": pd.Series([r["event"] for r in rows], dtype=object),
-            "model_version": pd.Series(
-                [r.get("model_version", "unknown") for r in rows], dtype="category"
-            ),
+            "model_version": pd.Series([r.get("model_version", "unknown") for r in rows], dtype="category"),
             "source": pd.Series([r.get("source", "app.log") for r in rows], dtype="category"),
             "line": pd.Series([r.get("line", i + 1) for i, r in enumerate(rows)], dtype="int64"),
         }
@@ -73,9 +69,7 @@ def spans_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "end": end,
             "duration_ms": (end - start) / pd.Timedelta(milliseconds=1),
             "error": pd.Series([bool(r.get("error", False)) for r in rows], dtype=bool),
-            "model_version": pd.Series(
-                [r.get("model_version", "unknown") for r in rows], dtype="category"
-            ),
+            "model_version": pd.Series([r.get("model_version", "unknown") for r in rows], dtype="category"),
             "attrs": pd.Series([r.get("attrs", {}) for r in rows], dtype=object),
             "source": pd.Series([r.get("source", "spans.json") for r in rows], dtype="category"),
             "line": pd.Series([r.get("line", i + 1) for i, r in enumerate(rows)], dtype="int64"),

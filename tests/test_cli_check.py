@@ -402,3 +402,30 @@ def test_unusable_input_in_github_actions_is_an_annotation_too(run_cli, tmp_path
     bad = run_cli("check", tmp_path / "nope.log", "--assert", "p99 << 1s")
     assert bad.exit_code == 2
     assert bad.stderr.startswith("::error title=mlobs check error::--assert 'p99 << 1s' does not parse")
+
+
+def test_forecast_rule_fails_the_drifting_version_only(run_cli, tmp_path):
+    """`forecast(p50, 2h)` uses mlobs forecast's Theil-Sen projection, per version."""
+    log = tmp_path / "drift.jsonl"
+    made = run_cli(
+        "simulate",
+        "--requests",
+        "12000",
+        "--rate",
+        "2",
+        "--seed",
+        "3",
+        "--no-stages",
+        "--drift",
+        "v2.1:+60ms/h",
+        "-o",
+        log,
+    )
+    assert made.exit_code == 0, made.stderr
+    result = run_cli("check", log, "--assert", "forecast(p50, 2h) < 250ms", "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    rows = {r["group"]: r for r in json.loads(result.stdout)["results"]}
+    assert rows["v2.0"]["status"] == "PASS"
+    assert rows["v2.1"]["status"] == "FAIL"
+    # v2.1 median ~90 ms at the start, +60 ms/h over ~1.7 h of logs, then 2 h more
+    assert 250 < rows["v2.1"]["observed"] < 400

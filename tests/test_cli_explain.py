@@ -22,6 +22,8 @@ def _service(n: int = 40) -> list[dict]:
                      "infer": 10.0 + (i % 7), "respond": 0.5, "user_id": f"u{i % 5}"})  # fmt: skip
     reqs.insert(17, {"id": "req-slow", "version": "v2.1", "fetch": 63.1, "infer": 12.0,
                      "respond": 0.5, "user_id": "u9"})  # fmt: skip
+    # req-mixed: inference takes longest but is near its median; the feature fetch is the outlier
+    reqs.append({"id": "req-mixed", "version": "v2.1", "fetch": 15.0, "infer": 18.0, "respond": 0.5})
     reqs.append({"id": "req-fail", "version": "v2.2", "fetch": 3.0, "infer": 4.0,
                  "respond": 0.2, "failed": True})  # fmt: skip
     return reqs
@@ -68,9 +70,9 @@ def test_waterfall_names_the_dominant_stage_against_the_version_median(run_cli, 
     assert "feature fetch 63.1 ms, 32x the v2.1 median of 2.0 ms" in out
     verdict = [ln for ln in out.splitlines() if ln.startswith("verdict:")]
     assert verdict == [
-        "verdict: feature fetch dominates with 63.1 ms (83% of 75.6 ms), 32x the v2.1 median of 2.0 ms"
+        "verdict: slow in feature fetch: 63.1 ms (83% of 75.6 ms), 32x the v2.1 median of 2.0 ms"
     ]
-    assert "percentile rank 100.0 among 21 v2.1 requests" in out
+    assert "percentile rank 100.0 among 22 v2.1 requests" in out
     assert "█" in out and result.stderr == ""
 
 
@@ -207,3 +209,43 @@ def test_waterfall_snapshot_at_120_columns(run_cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     text = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
     assert re.sub(r"trace [0-9a-f]{32}", "trace TRACE", text) == WATERFALL
+
+
+def test_dominant_stage_is_the_outlier_not_the_longest(run_cli, app_log: Path) -> None:
+    doc = _json(run_cli("explain", "req-mixed", app_log, "-f", "json"))
+    got = {s["name"]: s for s in doc["stages"]}
+    fetch, infer = got["feature fetch"], got["inference"]
+    assert infer["self_ms"] > fetch["self_ms"]
+    assert infer["self_ms"] < 1.5 * infer["version_self_median_ms"]  # usual for v2.1
+    assert fetch["self_ms"] >= 1.5 * fetch["version_self_median_ms"]  # 7.5x its median
+    assert doc["dominant_stage"] == "feature fetch"
+    text = run_cli("explain", "req-mixed", app_log).stdout
+    assert "verdict: slow in feature fetch: 15.0 ms (45% of 33.5 ms), 7.5x the v2.1 median of 2.0 ms" in text
+    # `mlobs slow` names the same stage for the same request
+    rows = _json(run_cli("slow", app_log, "--top", "50", "-f", "json"))["rows"]
+    assert {r["request_id"]: r["dominant_stage"] for r in rows}["req-mixed"] == "feature fetch"
+
+
+def test_usual_request_names_the_longest_stage(run_cli, app_log: Path) -> None:
+    text = run_cli("explain", "req-003", app_log).stdout
+    verdict = [ln for ln in text.splitlines() if ln.startswith("verdict:")]
+    assert verdict == ["verdict: inference dominates with 13.0 ms (84% of 15.5 ms), usual for v2.1 "
+                       "(median 13.0 ms)"]  # fmt: skip
+
+
+def test_summary_only_request_without_time(run_cli, tmp_path: Path) -> None:
+    path = tmp_path / "only.log"
+    rows = [{"request_id": "only", "latency_ms": 12.5, "model_version": "v1", "status": 200},
+            {"request_id": "other", "latency_ms": 10, "model_version": "v1", "status": 200}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_cli("explain", "only", path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "request only",
+        "model v1  status 200",
+        "latency 12.5 ms  percentile rank 100.0 among 2 v1 requests",
+        "verdict: no stages were logged for this request (only its summary)",
+    ]
+    doc = _json(run_cli("explain", "only", path, "-f", "json"))
+    assert doc["stages"] == [] and doc["dominant_stage"] is None and doc["ts"] is None
+    assert doc["percentile_rank"] == 100.0

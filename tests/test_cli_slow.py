@@ -192,3 +192,30 @@ def test_simulated_slow_feature_path_is_found(run_cli, simulated_misses: Path) -
     fetch = explained["stages"][0]
     assert fetch["name"] == "feature fetch" and explained["dominant_stage"] == "feature fetch"
     assert fetch["duration_ms"] > 10 * fetch["version_median_ms"]
+
+
+def test_spans_only_logs_slow_stage_and_attribute(run_cli, tmp_path: Path) -> None:
+    from tests._service_logs import otel_spans, write_console
+
+    spans = []
+    for i in range(30):
+        slow = i % 10 == 3  # 3 of 30 traces wait on a cold feature store
+        fetch = 60.0 if slow else 4.0 + i % 3
+        spans += otel_spans([
+            ("POST /predict", None, 0, fetch + 20,
+             {"request_id": f"t-{i:02d}", "model.version": "v3", "http.response.status_code": 200,
+              "feature_store": "cold" if slow else "warm"}),
+            ("feature fetch", "POST /predict", 1, 1 + fetch, {}),
+            ("inference", "POST /predict", 2 + fetch, 18 + fetch, {}),
+        ])  # fmt: skip
+    path = tmp_path / "spans.json"
+    write_console(path, spans)
+    doc = _json(run_cli("slow", path, "--above", "p85", "-f", "json"))
+    assert doc["slow_set"]["slow_requests"] == 3
+    assert {r["request_id"] for r in doc["rows"][:3]} == {"t-03", "t-13", "t-23"}
+    assert [r["dominant_stage"] for r in doc["rows"][:3]] == ["feature fetch"] * 3
+    assert doc["stages"][0]["stage"] == "feature fetch"
+    assert sum(s["excess_share"] for s in doc["stages"]) == pytest.approx(1.0)  # self times tile
+    top = doc["attributes"][0]  # root-span attributes are compared too
+    assert (top["field"], top["value"], top["slow_count"], top["lift"]) == (
+        "feature_store", "cold", 3, pytest.approx(10.0))  # fmt: skip

@@ -1,4 +1,5 @@
-"""Timelines: milestone stages, span self time, Jaeger critical path, vectorized stage durations."""
+"""Timelines: milestone stages, span self time, Jaeger critical path, vectorized stage durations,
+and one request's waterfall."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from mlobs_cli.analysis.timeline import (
     stage_durations,
     stage_medians,
     stage_name,
-    timeline_for,
 )
+from mlobs_cli.analysis.waterfall import timeline_for
 from mlobs_cli.errors import NotFoundError
 from tests._frames import (
     at,
@@ -321,3 +322,19 @@ def test_milestone_stages_stay_ordered_and_add_up(times: list[float], rnd) -> No
     first, last = at(ordered[0]), at(ordered[-1])
     assert out["duration_ms"].sum() == pytest.approx((last - first) / pd.Timedelta(milliseconds=1))
     assert len(out) == len(times) - 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(-20, 140), st.integers(0, 60)),
+                min_size=0, max_size=12))  # fmt: skip
+def test_critical_path_tiles_the_root_exactly(children: list[tuple[int, int, int]]) -> None:
+    # random trees: child i hangs under an earlier span; intervals may overflow their parent
+    spans = [node("root", None, 0, 100)]
+    for i, (parent, start, length) in enumerate(children):
+        parent_id = "root" if parent % (i + 1) == 0 else f"c{parent % i}"
+        spans.append(node(f"c{i}", parent_id, start, start + length))
+    got = critical_path(spans)
+    pieces = sorted((s.start, s.end) for s in got)
+    assert all(a.end - a.start > 0 for a in got)
+    assert pieces[0][0] == 0 and pieces[-1][1] == 100 * MS
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(pieces, pieces[1:], strict=False))

@@ -233,8 +233,7 @@ def evaluate(
         elif rule.kind == "regression":
             _eval_regression(rule, stats, versions, add, baseline_version, base_stats)
         elif rule.kind == "forecast":
-            for version in _groups(rule, versions):
-                add(rule, version, "no_data", observed_text="forecast not available yet")
+            _eval_forecast(rule, requests, versions, add)
         else:
             for version in _groups(rule, versions):
                 _eval_metric(rule, stats, requests, versions, version, add)
@@ -290,6 +289,45 @@ def _eval_metric(
     if rule.percentile is not None and n < min_samples(rule.percentile):
         text += f" (only {n:,} samples: near the max)"
     add(rule, version, _verdict(rule, observed), observed=observed, observed_text=text, samples=n)
+
+
+FORECAST_EVERY = "5m"  # the bucket width `mlobs forecast` fits by default
+
+
+def _eval_forecast(
+    rule: Rule, requests: pd.DataFrame, versions: Sequence[str], add: Callable[..., None]
+) -> None:
+    """`forecast(p99, 6h) < 250ms`: the Theil-Sen projection of `mlobs forecast`, per version."""
+    from mlobs_cli.analysis.forecast import forecast_metric
+
+    assert rule.horizon is not None and rule.threshold is not None
+    groups = _groups(rule, versions)
+    if requests.empty:
+        for version in groups:
+            add(rule, version, "no_data", observed_text="no request summaries in the logs")
+        return
+    frame = requests
+    if groups == [None]:  # pooled: forecast all versions as one series
+        frame = requests.assign(model_version=ALL_VERSIONS)
+    forecasts = {
+        fc.model_version: fc
+        for fc in forecast_metric(
+            frame, metric=rule.metric, horizon_s=rule.horizon.value / 1000.0, every=FORECAST_EVERY
+        )
+    }
+    for version in groups:
+        fc = forecasts.get(_group_name(version))
+        if fc is None:
+            add(rule, version, "no_data", observed_text="version not in the logs")
+        elif fc.refused or fc.projected is None:
+            add(rule, version, "no_data", observed_text=f"no forecast: {fc.refused or 'no trend'}")
+        else:
+            text = (
+                f"{format_value(fc.projected, rule.threshold.unit)} in {rule.horizon.text} "
+                f"(90% band {format_value(fc.low, rule.threshold.unit)}"
+                f"–{format_value(fc.high, rule.threshold.unit)})"
+            )
+            add(rule, version, _verdict(rule, fc.projected), observed=fc.projected, observed_text=text)
 
 
 def _is_numeric(col: pd.Series) -> bool:

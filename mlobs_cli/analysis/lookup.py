@@ -82,7 +82,8 @@ def find_request(
     searched = sum(len(f) for f in frames)
     if not matches:
         raise NotFoundError(
-            f"no request or trace id starts with {q!r} in {searched:,} events searched",
+            f"no request or trace id starts with {q!r} in {searched:,} "
+            f"event{'' if searched == 1 else 's'} searched",
             "check the id, or list candidates with `mlobs slow`",
         )
     names = sorted(matches)

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlobs_cli.analysis.timeline import request_key
+from mlobs_cli.analysis.timeline import is_outlier, per_request_stages, request_key, stage_medians
 
 DEFAULT_ABOVE = 99.0  # the slow set when neither --over nor --above is given
 MAX_DISTINCT = 20  # a field with more distinct values than this is not compared by value
+SAMPLE_ROWS = 5_000  # look at this many rows first before counting a column's distinct values
 # Columns that identify, time or measure a request: never compared as attributes.
 NOT_ATTRIBUTES = frozenset({"ts", "request_id", "trace_id", "latency_ms", "inference_ms", "source",
                             "line", "_key", "_slow"})  # fmt: skip
@@ -77,49 +78,68 @@ def slow_mask(
     return lat > limit, label, limit
 
 
-def dominant_stages(stages: pd.DataFrame, keys: pd.Series | None = None) -> pd.Series:
-    """Per request key: the stage with the most self time (a repeated stage's times summed)."""
-    if keys is not None:
-        stages = stages[stages["request_id"].isin(keys)]
+def dominant_stages(
+    stages: pd.DataFrame, keys: pd.Series | None = None, *, per_request: pd.DataFrame | None = None
+) -> pd.Series:
+    """Per request key: the stage that made it slow, as `mlobs explain` picks it (without the
+    critical path, which needs the span tree): the outlier stage (self time at least 1.5x its
+    version's median self time) with the most time over that median, else the stage with the most
+    self time. Medians come from all of `stages`; a repeated stage's times are summed.
+    `per_request`: `per_request_stages(stages)`, when already computed."""
     if stages.empty:
         return pd.Series([], dtype=object)
-    per = stages.groupby(["request_id", "stage"], sort=False)["self_ms"].sum().reset_index()
-    per = per.sort_values("self_ms", ascending=False, kind="stable")
+    per = per_request if per_request is not None else per_request_stages(stages)
+    medians = stage_medians(stages, per_request=per)[["model_version", "stage", "self_median_ms"]]
+    if keys is not None:
+        per = per[per["request_id"].isin(pd.unique(keys.to_numpy(dtype=object)))]
+    if per.empty:
+        return pd.Series([], dtype=object)
+    per = per.merge(medians, on=["model_version", "stage"], how="left")
+    self_ms, median = per["self_ms"].to_numpy(), per["self_median_ms"].to_numpy()
+    outlier = is_outlier(self_ms, median) & ~np.isnan(median)
+    # outliers first (by excess over the median), then the rest (by self time)
+    per["_rank"] = np.where(outlier, 1.0, 0.0)
+    per["_score"] = np.where(outlier, self_ms - np.nan_to_num(median), self_ms)
+    per = per.sort_values(["_rank", "_score"], ascending=False, kind="stable")
     per = per.drop_duplicates("request_id")
     return per.set_index("request_id")["stage"]
 
 
 def stage_comparison(
-    stages: pd.DataFrame, keys: pd.Series, slow: pd.Series, latency: pd.Series
+    stages: pd.DataFrame,
+    keys: pd.Series,
+    slow: pd.Series,
+    latency: pd.Series,
+    *,
+    per_request: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per stage: requests having it, median self time slow vs rest, and the excess it explains.
 
     `excess_ms` = mean self time per slow request minus per other request (a request without the
     stage counts 0); `excess_share` = excess_ms / (mean latency of slow - mean latency of the rest).
     Means are used for the share because they add up: when stages cover whole requests, the shares
-    sum to 1.
+    sum to 1. `per_request`: `per_request_stages(stages)`, when already computed.
     """
     cols = ["stage", "slow_requests", "rest_requests", "slow_median_ms", "rest_median_ms",
             "ratio", "slow_mean_ms", "rest_mean_ms", "excess_ms", "excess_share"]  # fmt: skip
     n_slow, n_rest = int(slow.sum()), int((~slow).sum())
-    # integer codes throughout: request -> position among `keys` (last one wins), stage -> code
-    key_values = keys.to_numpy(dtype=object)
-    index = pd.Index(key_values[::-1]).drop_duplicates()
-    slow_of = slow.to_numpy(dtype=bool)[::-1][~pd.Index(key_values[::-1]).duplicated(keep="first")]
-    req_code = index.get_indexer(stages["request_id"].to_numpy(dtype=object))
-    keep = req_code >= 0
-    if not keep.any() or n_slow == 0:
+    if stages.empty or n_slow == 0:
         return pd.DataFrame(columns=cols)
-    stage_code, stage_values = pd.factorize(stages["stage"].to_numpy(dtype=object)[keep])
-    n_stages = max(len(stage_values), 1)
-    combined = req_code[keep].astype(np.int64) * n_stages + stage_code
-    per_request = pd.Series(stages["self_ms"].to_numpy()[keep]).groupby(combined).sum()
-    combos = per_request.index.to_numpy()
+    if per_request is None:
+        per_request = per_request_stages(stages)
+    # request -> its position among `keys` (the last of duplicates wins) -> slow or not
+    reversed_keys = pd.Index(keys.to_numpy(dtype=object)[::-1])
+    first = ~reversed_keys.duplicated(keep="first")
+    index, slow_of = reversed_keys[first], slow.to_numpy(dtype=bool)[::-1][first]
+    req_code = index.get_indexer(per_request["request_id"].to_numpy(dtype=object))
+    keep = req_code >= 0
+    if not keep.any():
+        return pd.DataFrame(columns=cols)
     per = pd.DataFrame(
         {
-            "stage": np.asarray(stage_values, dtype=object)[combos % n_stages],
-            "slow": slow_of[combos // n_stages],
-            "self_ms": per_request.to_numpy(),
+            "stage": per_request["stage"].to_numpy(dtype=object)[keep],
+            "slow": slow_of[req_code[keep]],
+            "self_ms": per_request["self_ms"].to_numpy()[keep],
         }
     )
     grouped = per.groupby(["stage", "slow"])["self_ms"]
@@ -149,6 +169,9 @@ def attribute_fields(requests: pd.DataFrame, max_distinct: int = MAX_DISTINCT) -
         if col in NOT_ATTRIBUTES:
             continue
         try:
+            head = requests[col].iloc[:SAMPLE_ROWS]
+            if head.nunique(dropna=False) > max_distinct:  # cheap early no for ids and the like
+                continue
             distinct = requests[col].nunique(dropna=False)
         except TypeError:  # dicts or lists: not comparable by value
             continue
@@ -203,6 +226,26 @@ def attribute_lift(
     return out[cols].reset_index(drop=True)
 
 
+def with_span_attributes(requests: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    """`requests` plus the attributes of each request's root span (joined on trace id) as extra
+    columns, for requests that came from traces; keys the requests already have are left alone."""
+    if spans.empty or "trace_id" not in requests or requests["trace_id"].isna().all():
+        return requests
+    roots = spans[spans["parent_span_id"].isna() & spans["trace_id"].notna()]
+    roots = roots[roots["trace_id"].isin(pd.unique(requests["trace_id"].dropna().to_numpy(dtype=object)))]
+    roots = roots.drop_duplicates("trace_id")
+    if roots.empty:
+        return requests
+    records = [a if isinstance(a, dict) else {} for a in roots["attrs"]]
+    attrs = pd.DataFrame.from_records(records, index=roots["trace_id"].to_numpy(dtype=object))
+    new = [c for c in attrs.columns if c not in requests.columns and c not in NOT_ATTRIBUTES]
+    if not new:
+        return requests
+    aligned = attrs[new].reindex(requests["trace_id"].to_numpy(dtype=object))
+    aligned.index = requests.index
+    return pd.concat([requests, aligned], axis=1)
+
+
 def _missing(value: Any) -> bool:
     try:
         return value is None or bool(pd.isna(value))
@@ -236,7 +279,8 @@ def slow_report(
                                 kind="stable")  # fmt: skip
     else:
         pool = pool.head(top)
-    dominant = dominant_stages(stages, pool["_key"])
+    per = per_request_stages(stages) if not stages.empty else None
+    dominant = dominant_stages(stages, pool["_key"], per_request=per)
     rows = pool[["ts", "request_id", "trace_id", "model_version", "latency_ms", "percentile_rank",
                  "status", "error", "_key"]].copy()  # fmt: skip
     rows["dominant_stage"] = rows["_key"].map(dominant)
@@ -247,7 +291,7 @@ def slow_report(
         notes.append(f"no request is {rule}: nothing to compare")
     elif n_slow == len(req):
         notes.append(f"every request is {rule}: nothing to compare with")
-    stage_table = stage_comparison(stages, req["_key"], mask, req["latency_ms"])
+    stage_table = stage_comparison(stages, req["_key"], mask, req["latency_ms"], per_request=per)
     attrs = attribute_lift(req.drop(columns=["percentile_rank"]), mask)
     return SlowReport(rows, stage_table, attrs, rule, threshold, len(req), n_slow, notes)
 

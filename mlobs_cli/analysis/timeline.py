@@ -1,20 +1,17 @@
-"""Where a request's time went: stages from milestone pairs and from spans.
+"""Where requests' time went, for all requests at once: stages from milestone pairs and spans.
 
-`stage_durations(milestones, spans)` gives every request's stages at once (vectorized: one row per
-stage occurrence with `duration_ms` and `self_ms`); `timeline_for(...)` builds one request's
-waterfall with self time and the critical path computed as the Jaeger UI does.
+`stage_durations(milestones, spans)` gives every request's stages (vectorized: one row per stage
+occurrence with `duration_ms` and `self_ms`, self time = duration minus the union of the children);
+`stage_medians` the per-version medians. One request's waterfall is in `waterfall`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from mlobs_cli.analysis.critical_path import SpanNode, critical_path
 
 # The documented names of the gap between two consecutive milestones; other pairs: "a -> b".
 MILESTONE_STAGES: dict[tuple[str, str], str] = {
@@ -27,9 +24,10 @@ MILESTONE_STAGES: dict[tuple[str, str], str] = {
 # A stage that ends at one of these milestones failed.
 ERROR_MILESTONES = frozenset({"inference_failed"})
 _PAIR_NAMES = {f"{a} -> {b}": name for (a, b), name in MILESTONE_STAGES.items()}
-_MS = 1_000_000  # nanoseconds per millisecond
+NS_PER_MS = 1_000_000  # nanoseconds per millisecond
 _NAT = np.iinfo(np.int64).min
 UNKNOWN = "unknown"
+OUTLIER_RATIO = 1.5  # a stage this many times its version's median self time is an outlier
 
 STAGE_COLUMNS = [
     "request_id", "trace_id", "model_version", "stage", "origin", "start", "duration_ms",
@@ -49,7 +47,7 @@ def request_key(frame: pd.DataFrame) -> pd.Series:
     return rid.where(rid.notna(), tid)
 
 
-def _ns(series: pd.Series) -> np.ndarray:
+def as_ns(series: pd.Series) -> np.ndarray:
     """UTC datetimes as int64 nanoseconds since the epoch (NaT -> int64 min)."""
     return series.dt.as_unit("ns").array.asi8
 
@@ -80,7 +78,7 @@ def milestone_stages(milestones: pd.DataFrame) -> pd.DataFrame:
     if milestones.empty:
         return _empty_stages()
     keys = request_key(milestones).to_numpy(dtype=object)
-    ts = _ns(milestones["ts"])
+    ts = as_ns(milestones["ts"])
     key_codes, key_values = pd.factorize(keys)
     usable = (key_codes >= 0) & (ts != _NAT)
     tiebreak = [milestones["line"].to_numpy()] if "line" in milestones else []
@@ -103,7 +101,7 @@ def milestone_stages(milestones: pd.DataFrame) -> pd.DataFrame:
     failing = np.isin(ev_values.astype(object), list(ERROR_MILESTONES))
     v_codes, v_values = _version_codes(milestones["model_version"])
     version = _first_known(k, v_codes[order], v_values)
-    duration = (t[here + 1] - t[here]) / _MS
+    duration = (t[here + 1] - t[here]) / NS_PER_MS
     return pd.DataFrame(
         {
             "request_id": key_values.astype(object)[k[here]],
@@ -153,7 +151,7 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
     n = len(spans)
     if n == 0:
         return np.zeros(0)
-    start, end = _ns(spans["start"]), _ns(spans["end"])
+    start, end = as_ns(spans["start"]), as_ns(spans["end"])
     frame = pd.DataFrame(
         {
             "trace": spans["trace_id"].astype(object).to_numpy(),
@@ -186,7 +184,7 @@ def span_self_ms(spans: pd.DataFrame) -> np.ndarray:
         covered = np.clip(kids["e"].to_numpy() - covered_from, 0, None).astype("float64")
         union = pd.Series(covered).groupby(kids["p_row"].to_numpy()).sum()
         self_ns[union.index.to_numpy()] -= union.to_numpy()
-    return np.clip(self_ns, 0, None) / _MS
+    return np.clip(self_ns, 0, None) / NS_PER_MS
 
 
 def _trace_keys(spans: pd.DataFrame, requests: pd.DataFrame | None) -> pd.Series:
@@ -252,18 +250,57 @@ def stage_durations(
     return out[STAGE_COLUMNS]
 
 
-def stage_medians(stages: pd.DataFrame) -> pd.DataFrame:
-    """Median stage duration per (model_version, stage) over requests (repeats summed first)."""
-    per_request = (
-        stages.groupby(["model_version", "stage", "request_id"], observed=True, sort=False)["duration_ms"]
-        .sum()
-        .reset_index()
+def per_request_stages(stages: pd.DataFrame) -> pd.DataFrame:
+    """Stage times summed per (request, model version, stage): a repeated stage counts once, with
+    its durations and self times added (integer-coded groupby). Needs `request_id`, `stage` and
+    `self_ms`; a missing `model_version` counts as "unknown", a missing `duration_ms` as self time."""
+    r_codes, r_values = pd.factorize(stages["request_id"].to_numpy(dtype=object))
+    s_codes, s_values = pd.factorize(stages["stage"].to_numpy(dtype=object))
+    if "model_version" in stages:
+        v_codes, v_values = _version_codes(stages["model_version"])
+    else:  # a minimal frame (request_id, stage, self_ms) from another module
+        v_codes, v_values = np.full(len(stages), -1), np.array([], dtype=object)
+    v_values = np.append(v_values, UNKNOWN).astype(object)  # code -1 (missing) -> "unknown"
+    self_ms = stages["self_ms"].to_numpy()
+    duration = stages["duration_ms"].to_numpy() if "duration_ms" in stages else self_ms
+    frame = pd.DataFrame(
+        {"r": r_codes, "s": s_codes, "v": v_codes, "duration_ms": duration, "self_ms": self_ms}
     )
+    sums = frame.groupby(["r", "s", "v"], sort=False)[["duration_ms", "self_ms"]].sum().reset_index()
+    return pd.DataFrame(
+        {
+            "request_id": np.asarray(r_values, dtype=object)[sums["r"].to_numpy()],
+            "model_version": v_values[sums["v"].to_numpy()],
+            "stage": np.asarray(s_values, dtype=object)[sums["s"].to_numpy()],
+            "duration_ms": sums["duration_ms"].to_numpy(),
+            "self_ms": sums["self_ms"].to_numpy(),
+        }
+    )
+
+
+def stage_medians(stages: pd.DataFrame, *, per_request: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (model_version, stage) over requests (repeats summed first): the median duration
+    (`median_ms`), the median self time (`self_median_ms`) and how many requests had the stage.
+    Pass `per_request` (from `per_request_stages(stages)`) when it is already at hand."""
+    per = per_request if per_request is not None else per_request_stages(stages)
     return (
-        per_request.groupby(["model_version", "stage"], observed=True)["duration_ms"]
-        .agg(median_ms="median", requests="size")
+        per.groupby(["model_version", "stage"], sort=True)
+        .agg(
+            median_ms=("duration_ms", "median"),
+            self_median_ms=("self_ms", "median"),
+            requests=("duration_ms", "size"),
+        )
         .reset_index()
     )
+
+
+def is_outlier(self_ms: Any, self_median_ms: Any) -> Any:
+    """A stage is an outlier when its self time exceeds its version's median self time by at least
+    OUTLIER_RATIO times (works on scalars and arrays)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (self_ms > self_median_ms) & (
+            (self_median_ms <= 0) | (self_ms >= OUTLIER_RATIO * self_median_ms)
+        )
 
 
 def percentile_rank(values: Iterable[float], value: float) -> float:
@@ -273,217 +310,3 @@ def percentile_rank(values: Iterable[float], value: float) -> float:
     if arr.size == 0 or value != value:
         return float("nan")
     return float((arr <= value).sum() / arr.size * 100.0)
-
-
-@dataclass
-class Stage:
-    """One bar of the waterfall; times in ns since the epoch, durations in ms."""
-
-    name: str
-    origin: str  # "milestone" or "span"
-    start_ns: int
-    end_ns: int
-    duration_ms: float
-    self_ms: float
-    on_critical_path: bool
-    error: bool
-    depth: int = 0
-    span_id: str | None = None
-    parent_span_id: str | None = None
-    version_median_ms: float | None = None
-
-
-@dataclass
-class Timeline:
-    """One request: its summary, stages ordered by start, and the events they came from."""
-
-    request_id: str | None
-    trace_id: str | None
-    model_version: str
-    origin_ns: int
-    end_ns: int
-    latency_ms: float | None = None
-    inference_ms: float | None = None
-    status: int | None = None
-    error: bool = False
-    ts: Any = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    stages: list[Stage] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    percentile_rank: float | None = None
-
-    def offset_ms(self, ns: int) -> float:
-        return (ns - self.origin_ns) / _MS
-
-    @property
-    def dominant(self) -> Stage | None:
-        """The stage with the most self time among those on the critical path (all stages when
-        none is on it); the first one on ties."""
-        best = None
-        on_path = [s for s in self.stages if s.on_critical_path] or self.stages
-        for stage in on_path:
-            if best is None or stage.self_ms > best.self_ms:
-                best = stage
-        return best
-
-
-def _milestone_timeline_stages(ms: pd.DataFrame) -> list[Stage]:
-    rows = milestone_stages(ms)
-    out = []
-    for row in rows.itertuples(index=False):  # one request: a handful of rows
-        start = int(pd.Timestamp(row.start).as_unit("ns").value)
-        end = start + int(round(row.duration_ms * _MS))
-        out.append(Stage(row.stage, "milestone", start, end, float(row.duration_ms),
-                         float(row.self_ms), True, bool(row.error)))  # fmt: skip
-    return out
-
-
-def _span_timeline_stages(sp: pd.DataFrame) -> list[Stage]:
-    self_ms = span_self_ms(sp)
-    start, end = _ns(sp["start"]), _ns(sp["end"])
-    ids: list[str] = []
-    nodes: dict[str, SpanNode] = {}
-    for i, row in enumerate(sp.itertuples(index=False)):  # one request: a handful of spans
-        trace = row.trace_id if isinstance(row.trace_id, str) else ""
-        # spans are keyed within their trace; a stage line (no span id) is a span of its own
-        sid = f"{trace}/{row.span_id}" if isinstance(row.span_id, str) else f"#{i}"
-        parent = f"{trace}/{row.parent_span_id}" if isinstance(row.parent_span_id, str) else None
-        ids.append(sid)
-        nodes[sid] = SpanNode(sid, parent, int(start[i]), int(end[i]), str(row.kind or ""))
-    on_path = {s.span_id for s in critical_path(nodes.values())}
-
-    def depth_of(span_id: str) -> int:
-        depth, seen, parent = 0, {span_id}, nodes[span_id].parent_id
-        while parent in nodes and parent not in seen:
-            seen.add(parent)
-            depth, parent = depth + 1, nodes[parent].parent_id
-        return depth
-
-    out = []
-    for i, row in enumerate(sp.itertuples(index=False)):
-        sid = ids[i]
-        parent = row.parent_span_id if isinstance(row.parent_span_id, str) else None
-        out.append(
-            Stage(
-                str(row.name),
-                "span",
-                int(start[i]),
-                int(end[i]),
-                float(row.duration_ms),
-                float(self_ms[i]),
-                sid in on_path,
-                bool(row.error),
-                depth_of(sid),
-                row.span_id if isinstance(row.span_id, str) else None,
-                parent,
-            )  # fmt: skip
-        )
-    return out
-
-
-def _events(ms: pd.DataFrame, sp: pd.DataFrame, req: pd.DataFrame) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for row in ms.itertuples(index=False):
-        events.append({"kind": "milestone", "name": row.event, "ts": row.ts,
-                       "source": row.source, "line": int(row.line)})  # fmt: skip
-    for row in sp.itertuples(index=False):
-        events.append({"kind": "span", "name": row.name, "ts": row.start,
-                       "source": row.source, "line": int(row.line)})  # fmt: skip
-    for row in req.itertuples(index=False):
-        events.append({"kind": "summary", "name": "request", "ts": row.ts,
-                       "source": row.source, "line": int(row.line)})  # fmt: skip
-    events.sort(key=lambda e: (pd.isna(e["ts"]), e["ts"] if not pd.isna(e["ts"]) else 0))
-    return events
-
-
-_SUMMARY_CORE = {"ts", "request_id", "trace_id", "model_version", "latency_ms", "inference_ms",
-                 "status", "error", "source", "line"}  # fmt: skip
-
-
-def _scalar(value: Any) -> Any:
-    if value is None or (not isinstance(value, (list, dict, tuple)) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def timeline_for(
-    requests: pd.DataFrame,
-    milestones: pd.DataFrame,
-    spans: pd.DataFrame,
-    request_id: str | None,
-    trace_id: str | None,
-) -> Timeline:
-    """Everything the logs hold for one request, as a `Timeline` (stages ordered by start)."""
-    from mlobs_cli.analysis.lookup import rows_of_request
-
-    req, ms, sp = rows_of_request(requests, milestones, spans, request_id, trace_id)
-    stages = _milestone_timeline_stages(ms) + _span_timeline_stages(sp)
-    stages.sort(key=lambda s: (s.start_ns, s.depth))
-    summary_row = req.iloc[-1] if not req.empty else None
-    starts = [s.start_ns for s in stages]
-    ends = [s.end_ns for s in stages]
-    latency = _scalar(summary_row["latency_ms"]) if summary_row is not None else None
-    if summary_row is not None and not pd.isna(summary_row["ts"]):
-        end_ns = int(pd.Timestamp(summary_row["ts"]).as_unit("ns").value)
-        ends.append(end_ns)
-        if latency is not None:
-            starts.append(end_ns - int(round(float(latency) * _MS)))
-    origin = min(starts) if starts else 0
-    end = max(ends) if ends else origin
-    version = "unknown"
-    for frame in (req, ms, sp):
-        known = [v for v in frame["model_version"].astype(object) if v and v != "unknown"]
-        if known:
-            version = str(known[-1])
-            break
-    tl = Timeline(
-        request_id=request_id if request_id is not None else _first(req, ms, sp, "request_id"),
-        trace_id=trace_id if trace_id is not None else _first(req, ms, sp, "trace_id"),
-        model_version=version,
-        origin_ns=origin,
-        end_ns=end,
-        latency_ms=float(latency) if latency is not None else (end - origin) / _MS,
-        stages=stages,
-        events=_events(ms, sp, req),
-    )
-    if summary_row is not None:
-        tl.inference_ms = _scalar(summary_row["inference_ms"])
-        tl.status = _scalar(summary_row["status"])
-        tl.error = bool(summary_row["error"])
-        tl.ts = summary_row["ts"]
-        tl.summary = {k: _scalar(v) for k, v in summary_row.items() if k not in _SUMMARY_CORE}
-    else:
-        tl.error = any(s.error for s in stages)
-    return tl
-
-
-def _first(req: pd.DataFrame, ms: pd.DataFrame, sp: pd.DataFrame, col: str) -> str | None:
-    for frame in (req, ms, sp):
-        values = frame[col].dropna()
-        if not values.empty:
-            return str(values.iloc[0])
-    return None
-
-
-def add_version_context(
-    tl: Timeline, requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame
-) -> None:
-    """Set the request's latency percentile rank within its model version, and each stage's median
-    duration over that version's requests (only that version's rows are framed into stages)."""
-    version = tl.model_version
-    same = requests[requests["model_version"].astype(object) == version]
-    if tl.latency_ms is not None and not same.empty:
-        tl.percentile_rank = percentile_rank(same["latency_ms"].to_numpy(), tl.latency_ms)
-    ms = milestones[milestones["model_version"].astype(object).isin([version, "unknown"])]
-    sp = spans
-    if not spans.empty:
-        traces = set(spans.loc[spans["model_version"].astype(object) == version, "trace_id"])
-        traces |= set(same["trace_id"].dropna())
-        sp = spans[spans["trace_id"].isin(traces)]
-    stages = stage_durations(ms, sp, same)
-    stages = stages[stages["model_version"].astype(object) == version]
-    if stages.empty:
-        return
-    medians = stage_medians(stages).set_index("stage")["median_ms"].to_dict()
-    for stage in tl.stages:
-        stage.version_median_ms = medians.get(stage.name)

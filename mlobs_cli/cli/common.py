@@ -55,7 +55,7 @@ ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
         "--config",
-        help="Settings file (TOML). Default: ./mlobs.toml, else [tool.mlobs] in ./pyproject.toml.",
+        help="Settings file (TOML). Default: ./mlobs.toml, else \\[tool.mlobs] in ./pyproject.toml.",
         show_default=False,
     ),
 ]

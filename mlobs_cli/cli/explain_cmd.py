@@ -37,7 +37,7 @@ def explain(
     """Where one request's time went: a waterfall of its stages, the critical path, and how each
     stage compares with its model version's median. Exit 1 when the id is not found or ambiguous."""
     from mlobs_cli.analysis.lookup import find_request
-    from mlobs_cli.analysis.timeline import add_version_context, timeline_for
+    from mlobs_cli.analysis.waterfall import add_version_context, timeline_for
     from mlobs_cli.errors import UsageError
     from mlobs_cli.render.console import make_console
     from mlobs_cli.render.explain import render_timeline, timeline_dict

@@ -89,7 +89,7 @@ def slow(
     """List the slowest requests (paste an id into `mlobs explain`), then compare the slow set with
     the rest: which stage grows, and which field values are over-represented (ranked by lift)."""
     from mlobs_cli.analysis.selection import select_requests
-    from mlobs_cli.analysis.slow import report_dict, slow_report
+    from mlobs_cli.analysis.slow import report_dict, slow_report, with_span_attributes
     from mlobs_cli.analysis.timeline import stage_durations
     from mlobs_cli.durations import parse_latency_ms
     from mlobs_cli.errors import ExitCode, UsageError
@@ -109,9 +109,10 @@ def slow(
         expr = parse_where(where)
     data = load_dataset(sources, fields=field, config=config, strict=strict)
     requests = select_requests(data.requests, where=expr)
+    requests = with_span_attributes(requests, data.spans)
     stages = stage_durations(data.milestones, data.spans, requests)
     report = slow_report(requests, stages, top=top, over_ms=over_ms, above=q, by_version=by_version)
-    for note in report.notes:
+    for note in report.notes if not requests.empty else []:
         warn(note)
     doc = report_dict(report, list(sources))
     if fmt is OutputFormat.json:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mlobs_cli.analysis.timeline import Stage, Timeline
+from mlobs_cli.analysis.waterfall import Stage, Timeline
 from mlobs_cli.render.console import cell, fmt_count, fmt_ms
 from mlobs_cli.render.machine import plain_value
 from mlobs_cli.terminal import inert_text
@@ -70,6 +70,7 @@ def timeline_dict(tl: Timeline, raw: dict[tuple[str, int], str] | None = None) -
                 "self_ms": s.self_ms,
                 "on_critical_path": s.on_critical_path,
                 "version_median_ms": s.version_median_ms,
+                "version_self_median_ms": s.version_self_median_ms,
                 "error": s.error,
                 "depth": s.depth,
                 "origin": s.origin,
@@ -105,19 +106,22 @@ def _times(ratio: float) -> str:
 
 
 def verdict(tl: Timeline) -> str:
-    """One line naming the dominant stage (most self time) and how unusual it is for the version."""
+    """One line naming the dominant stage (see `Timeline.dominant`) and how unusual it is."""
     stage = tl.dominant
     if stage is None:
         return "verdict: no stages were logged for this request (only its summary)"
     total = tl.latency_ms or 0.0
     share = f" ({stage.self_ms / total:.0%} of {ms(total)})" if total > 0 else ""
-    text = f"verdict: {stage.name} dominates with {ms(stage.self_ms)}{share}"
     median = stage.version_median_ms
     context = ratio_text(stage.duration_ms, median, tl.model_version)
-    if context and median and stage.duration_ms / median >= 1.5:
-        text += f", {context}"
-    elif context:
-        text += f", usual for {tl.model_version} (median {ms(median)})"
+    if tl.dominant_is_outlier():
+        text = f"verdict: slow in {stage.name}: {ms(stage.self_ms)}{share}"
+        if context:
+            text += f", {context}"
+    else:
+        text = f"verdict: {stage.name} dominates with {ms(stage.self_ms)}{share}"
+        if context:
+            text += f", usual for {tl.model_version} (median {ms(median)})"
     if stage.error:
         text += "; it failed"
     return text
@@ -143,7 +147,7 @@ def _header(tl: Timeline, version_requests: int | None) -> Text:
         text.append("  trace ")
         text.append_text(cell(tl.trace_id))
     text.append("\n")
-    if tl.ts is not None:
+    if plain_value(tl.ts) is not None:
         text.append("at ")
         text.append(str(plain_value(tl.ts)))
         text.append("  ")

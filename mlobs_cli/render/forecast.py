@@ -169,8 +169,9 @@ def coverage_sentence(entry: dict[str, Any]) -> str:
 def render_forecast_human(
     forecasts: list[Any], burns: list[dict[str, Any]], burn_slo: str | None, *, console: Console
 ) -> None:
-    if forecasts and console.width >= 100:
-        console.print(forecast_table(forecasts))
+    if forecasts:
+        if console.width >= 100:  # the table needs the room; the sentences say it all anyway
+            console.print(forecast_table(forecasts))
         for fc in forecasts:
             console.print(cell(sentence(fc), max_len=None))
     if burn_slo is not None:
