@@ -118,6 +118,24 @@ def _stats_from_json(doc: dict[str, Any]) -> FieldStats:
     return stats
 
 
+def _coalesce(frames: list[Any]) -> list[Any]:
+    """Join consecutive frames of identical columns and dtypes (exact), so a segment has few files."""
+    import pandas as pd
+
+    out: list[Any] = []
+    run: list[Any] = []
+    for frame in frames:
+        if run and not (
+            list(frame.columns) == list(run[0].columns) and list(frame.dtypes) == list(run[0].dtypes)
+        ):
+            out.append(run[0] if len(run) == 1 else pd.concat(run, ignore_index=True))
+            run = []
+        run.append(frame)
+    if run:
+        out.append(run[0] if len(run) == 1 else pd.concat(run, ignore_index=True))
+    return out
+
+
 def _write_segment(entry: Path, part: Partial) -> str:
     from mlobs_cli.colstore import save_frame
 
@@ -128,7 +146,8 @@ def _write_segment(entry: Path, part: Partial) -> str:
     frames = {}
     for kind, lst in (("requests", b._requests), ("milestones", b._milestones), ("spans", b._spans)):
         frames[kind] = [
-            {"rows": len(f), "columns": save_frame(f, tmp, f"{kind[0]}{i}_")} for i, f in enumerate(lst)
+            {"rows": len(f), "columns": save_frame(f, tmp, f"{kind[0]}{i}_")}
+            for i, f in enumerate(_coalesce(lst))
         ]
     doc = {
         "frames": frames,

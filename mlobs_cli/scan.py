@@ -163,22 +163,25 @@ def _feed_filtered(
 ) -> int:
     starts, ends, picked = candidate_lines(block, needles)
     n = len(ends)
-    long_lines = np.flatnonzero(ends - starts > cap)
-    if len(long_lines):
-        picked = np.union1d(picked, long_lines)
-    numbered: list[tuple[int, bytes | None]] = []
+    too_long = ends - starts > cap
+    if too_long.any():
+        picked = np.union1d(picked, np.flatnonzero(too_long))
     s_list = starts[picked].tolist()
     e_list = ends[picked].tolist()
-    for k, s, e in zip(picked.tolist(), s_list, e_list):
-        raw = block[s:e]
-        if e - s > cap:
-            numbered.append((line_no + k, None))
-            continue
-        if raw[:1] != b"{" or raw[-1:] != b"}":
-            stripped = raw.strip()
-            if stripped in (b"{", b"["):
+    lines: list[bytes | None] = [block[s:e] for s, e in zip(s_list, e_list)]
+    if len(picked):
+        arr = np.frombuffer(block, dtype=np.uint8)
+        last = arr[np.maximum(ends[picked] - 1, 0)]
+        odd = (starts[picked] >= ends[picked]) | (arr[np.minimum(starts[picked], len(arr) - 1)] != 123)
+        odd |= last != 125
+        for i in np.flatnonzero(odd | too_long[picked]).tolist():
+            raw = lines[i]
+            assert raw is not None
+            if len(raw) > cap:
+                lines[i] = None
+            elif raw.strip() in (b"{", b"["):
                 # A multi-line object starts here: its lines must all be read, in order.
                 return parser.feed_block(source, line_no, _split(block, cap))
-        numbered.append((line_no + k, raw))
-    parser.feed_selected(source, numbered, n - len(numbered))
+    numbers = (picked + line_no).tolist()
+    parser.feed_selected(source, list(zip(numbers, lines)), n - len(lines))
     return line_no + n
