@@ -391,7 +391,7 @@ def entries() -> list[dict[str, Any]]:
             continue
         index["bytes_on_disk"] = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
         out.append(index)
-    return out
+    return sorted(out, key=lambda e: e["path"])
 
 
 def clear() -> int:
