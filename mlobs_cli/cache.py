@@ -55,6 +55,14 @@ def _entry_dir(path: Path, settings: Settings) -> Path:
     return cache_root() / hashlib.sha256(key).hexdigest()[:32]
 
 
+def _private_dir(entry: Path) -> None:
+    """Create an entry folder; the cache's own folders are private (0700): they hold log content."""
+    mlobs_dir = cache_root().parent
+    mlobs_dir.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (mlobs_dir, cache_root(), entry):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def _hash_range(path: Path, start: int, end: int) -> str:
     with open(path, "rb") as fh:
         fh.seek(start)
@@ -136,32 +144,63 @@ def _coalesce(frames: list[Any]) -> list[Any]:
     return out
 
 
-def _write_segment(entry: Path, part: Partial) -> str:
-    from mlobs_cli.colstore import save_frame
+class SegmentWriter:
+    """Write one segment as its frames arrive (a `parse_partition` sink), so memory stays bounded."""
 
-    name = f"seg-{uuid.uuid4().hex[:12]}"
-    tmp = entry / f".{name}.tmp"
-    tmp.mkdir(parents=True)
-    b = part.builder
-    frames = {}
-    for kind, lst in (("requests", b._requests), ("milestones", b._milestones), ("spans", b._spans)):
-        frames[kind] = [
-            {"rows": len(f), "columns": save_frame(f, tmp, f"{kind[0]}{i}_")}
-            for i, f in enumerate(_coalesce(lst))
-        ]
-    doc = {
-        "frames": frames,
-        "skipped": _skips_to_json(part.skipped),
-        "extra_skips": _skips_to_json(b.extra_skips),
-        "stats": _stats_to_json(part.stats),
-        "records": part.records,
-        "physical_lines": part.physical_lines,
-        "ts_kinds": b.ts_kinds,
-        "list_keys": sorted(b.list_keys),
-    }
-    (tmp / "segment.json").write_bytes(orjson.dumps(doc))
-    tmp.rename(entry / name)
-    return name
+    def __init__(self, entry: Path) -> None:
+        self.name = f"seg-{uuid.uuid4().hex[:12]}"
+        self.tmp = entry / f".{self.name}.tmp"
+        self.tmp.mkdir(parents=True)
+        self.frames: dict[str, list[dict[str, Any]]] = {"requests": [], "milestones": [], "spans": []}
+        self.events = 0
+
+    def __call__(self, builder: Any) -> None:
+        """Store the builder's frames and drop them from memory."""
+        from mlobs_cli.colstore import save_frame
+
+        for kind, lst in (
+            ("requests", builder._requests),
+            ("milestones", builder._milestones),
+            ("spans", builder._spans),
+        ):
+            out = self.frames[kind]
+            for frame in _coalesce(lst):
+                out.append(
+                    {"rows": len(frame), "columns": save_frame(frame, self.tmp, f"{kind[0]}{len(out)}_")}
+                )
+                self.events += len(frame)
+            lst.clear()
+
+    def finish(self, part: Partial) -> dict[str, Any]:
+        """Write the segment's index and move it in place; returns its entry in the file's index."""
+        b = part.builder
+        doc = {
+            "frames": self.frames,
+            "skipped": _skips_to_json(part.skipped),
+            "extra_skips": _skips_to_json(b.extra_skips),
+            "stats": _stats_to_json(part.stats),
+            "records": part.records,
+            "physical_lines": part.physical_lines,
+            "ts_kinds": b.ts_kinds,
+            "list_keys": sorted(b.list_keys),
+        }
+        (self.tmp / "segment.json").write_bytes(orjson.dumps(doc))
+        self.tmp.rename(self.tmp.parent / self.name)
+        return {
+            "name": self.name,
+            "lines": part.physical_lines,
+            "events": self.events,
+            "open": part.open_state,
+        }
+
+
+def _build_segment(
+    source: Source, settings: Settings, entry: Path, start: int = 0, end: int | None = None
+) -> dict[str, Any]:
+    """Parse bytes `[start, end)` (None: a whole compressed file) in full into a new segment."""
+    writer = SegmentWriter(entry)
+    part = parse_partition(source, settings, EVERYTHING, start, end, last=False, sink=writer)
+    return writer.finish(part)
 
 
 def _request_columns(need: Need) -> set[str] | None:
@@ -192,7 +231,7 @@ def _fill_unread(frame: Any, wanted: set[str]) -> Any:
     return frame
 
 
-def _read_segment(seg: Path, need: Need) -> Partial:
+def _read_segment(seg: Path, need: Need, offset: int = 0) -> Partial:
     from mlobs_cli.colstore import load_frame
     from mlobs_cli.frame import FrameBuilder
 
@@ -211,13 +250,15 @@ def _read_segment(seg: Path, need: Need) -> Partial:
     builder.extra_skips = _skips_from_json(doc["extra_skips"])
     builder.ts_kinds = dict(doc["ts_kinds"])
     builder.list_keys = set(doc["list_keys"])
-    return Partial(
+    part = Partial(
         builder,
         _skips_from_json(doc["skipped"]),
         _stats_from_json(doc["stats"]),
         doc["records"],
         doc["physical_lines"],
     )
+    part.shift(offset)  # segments store line numbers from their own start
+    return part
 
 
 # ---- entries --------------------------------------------------------------------------------
@@ -255,31 +296,59 @@ def _state_of(path: Path, index: dict[str, Any] | None, st: os.stat_result) -> s
     return "grown"
 
 
-def _parse_ranges(source: Source, settings: Settings, start: int, end: int) -> list[Partial]:
-    """Parse `[start, end)` of a plain file in full (every kind and field), in two halves when large."""
-    from mlobs_cli.engine import PARALLEL_MIN_BYTES, _collect, _fork_partition
+def _build_ranges(
+    source: Source, settings: Settings, entry: Path, start: int, end: int
+) -> list[dict[str, Any]]:
+    """Segments for `[start, end)` of a plain file, the second half built by a forked worker when large."""
+    from mlobs_cli.engine import PARALLEL_MIN_BYTES
 
     assert source.path is not None
     if end - start >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 and hasattr(os, "fork"):
         cuts = [c for c in split_points(source.path, 2) if start < c < end]
         if cuts:
-            mid = cuts[0]
-            pid, rfd = _fork_partition(source, settings, EVERYTHING, mid, end, last=False)
-            first = parse_partition(source, settings, EVERYTHING, start, mid, last=False)
-            second = _collect(pid, rfd)
-            if second is not None and not first.open_state:  # (second.open_state: stored as open)
-                second.shift(first.physical_lines)
-                return [first, second]
-    return [parse_partition(source, settings, EVERYTHING, start, end, last=False)]
+            pid, rfd = _fork_builder(source, settings, entry, cuts[0], end)
+            first = _build_segment(source, settings, entry, start, cuts[0])
+            with os.fdopen(rfd, "rb") as fh:
+                payload = fh.read()
+            _, status = os.waitpid(pid, 0)
+            if status == 0 and payload and not first["open"]:
+                return [first, orjson.loads(payload)]
+            shutil.rmtree(entry / first["name"], ignore_errors=True)
+    return [_build_segment(source, settings, entry, start, end)]
+
+
+def _fork_builder(source: Source, settings: Settings, entry: Path, start: int, end: int) -> tuple[int, int]:
+    """Build the segment of `[start, end)` in a forked child; it reports the segment as JSON."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        code = 0
+        try:
+            payload = orjson.dumps(_build_segment(source, settings, entry, start, end))
+        except BaseException:  # noqa: BLE001 - the parent builds this range itself
+            payload, code = b"", 1
+        try:
+            with os.fdopen(wfd, "wb") as out:
+                out.write(payload)
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    return pid, rfd
 
 
 def cached_partials(
-    source: Source, settings: Settings, need: Need, *, build: bool
+    source: Source, settings: Settings, need: Need, *, build: bool, load: bool = True
 ) -> tuple[list[Partial], str] | None:
     """The partials of `source` through the cache, and what happened (`hit`, `appended`, `built`).
 
     None when the source cannot be cached (stdin, unreadable, unusual columns), or when it has no
     entry yet and `build` is false (a command that reads only part of the lines then parses cold).
+    With `load` false the entry is only brought up to date (`mlobs ingest`): no partials come back.
     """
     if source.path is None or not is_enabled():
         return None
@@ -293,9 +362,7 @@ def cached_partials(
         if index is None and not build:
             return None
         state = _state_of(path, index, st)
-        if state == "stale" and not build and index is None:
-            return None
-        return _use_entry(source, settings, need, entry, index, state, st)
+        return _use_entry(source, settings, need, entry, index, state, st, load)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -308,6 +375,7 @@ def _use_entry(
     index: dict[str, Any] | None,
     state: str,
     st: os.stat_result,
+    load: bool,
 ) -> tuple[list[Partial], str] | None:
     from mlobs_cli.colstore import UnsupportedColumn
 
@@ -316,60 +384,55 @@ def _use_entry(
     compressed = _is_compressed(path)
     if state != "stale" and index is not None and index.get("open"):
         return None  # a multi-line object runs past the stored bytes: read this file cold
-    if state == "valid":
-        assert index is not None
-        parts = [_read_segment(entry / s["name"], need) for s in index["segments"]]
-        outcome = "hit"
-    else:
+    outcome = "hit"
+    if state != "valid":
         if state == "grown":
             assert index is not None
             start, segments, lines = index["end"], list(index["segments"]), index["lines"]
-            parts = [_read_segment(entry / s["name"], need) for s in segments]
             outcome = "appended"
         else:
-            start, segments, lines, parts = 0, [], 0, []
+            start, segments, lines = 0, [], 0
             outcome = "built"
         end = st.st_size if compressed else _last_newline_end(path, st.st_size, start)
-        new: list[Partial] = []
-        if end > start:
-            if compressed:
-                new = [parse_partition(source, settings, EVERYTHING, last=False)]
-            else:
-                new = _parse_ranges(source, settings, start, end)
-        entry.mkdir(parents=True, exist_ok=True)
+        _private_dir(entry)
         try:
-            for part in new:
-                part.shift(lines)
-                segments.append({"name": _write_segment(entry, part), "lines": part.physical_lines})
-                lines += part.physical_lines
+            if compressed:
+                new = [_build_segment(source, settings, entry)]
+            else:
+                new = _build_ranges(source, settings, entry, start, end) if end > start else []
         except UnsupportedColumn:
             shutil.rmtree(entry, ignore_errors=True)
             return None
+        for seg in new:
+            seg["offset"] = lines
+            lines += seg["lines"]
+        segments.extend(new)
+        opened = bool(new and new[-1]["open"])
         head_len = min(st.st_size, HASH_BYTES)
-        _write_index(
-            entry,
-            {
-                "format": FORMAT,
-                "path": str(path.resolve()),
-                "dev": st.st_dev,
-                "ino": st.st_ino,
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "head_len": head_len,
-                "head": _hash_range(path, 0, head_len),
-                "end": end,
-                "tail": _hash_range(path, max(0, end - HASH_BYTES), end),
-                "compressed": compressed,
-                "open": bool(new and new[-1].open_state),
-                "lines": lines,
-                "segments": segments,
-                "written": time.time(),
-            },
-        )
-        if new and new[-1].open_state:
+        index = {
+            "format": FORMAT,
+            "path": str(path.resolve()),
+            "dev": st.st_dev,
+            "ino": st.st_ino,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "head_len": head_len,
+            "head": _hash_range(path, 0, head_len),
+            "end": end,
+            "tail": _hash_range(path, max(0, end - HASH_BYTES), end),
+            "compressed": compressed,
+            "open": opened,
+            "lines": lines,
+            "segments": segments,
+            "written": time.time(),
+        }
+        _write_index(entry, index)
+        if opened and load:
             return None
-        parts.extend(new)
-        index = {"end": end, "lines": lines}
+    assert index is not None
+    if not load:
+        return [], outcome
+    parts = [_read_segment(entry / s["name"], need, s.get("offset", 0)) for s in index["segments"]]
     # The bytes after the last newline: parsed on every use, never stored.
     tail_start = index["end"]
     if not compressed and st.st_size > tail_start:
@@ -377,6 +440,13 @@ def _use_entry(
         tail.shift(index["lines"])
         parts.append(tail)
     return parts, outcome
+
+
+def entry_of(source: Source, settings: Settings) -> dict[str, Any] | None:
+    """The index of `source`'s cache entry, if it has one."""
+    if source.path is None:
+        return None
+    return _read_index(_entry_dir(source.path, settings))
 
 
 def entries() -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -99,13 +100,19 @@ def parse_stream(
     *,
     first_line_no: int = 1,
     last: bool = True,
+    sink: Callable[[FrameBuilder], None] | None = None,
 ) -> int:
-    """Parse one stream into `parser`/`builder`; returns the physical lines read."""
+    """Parse one stream into `parser`/`builder`; returns the physical lines read.
+
+    `sink`, when given, receives the builder after every chunk of events (e.g. to write its frames
+    to the cache and drop them), so memory stays bounded whatever the input size."""
     needles = summary_needles(settings.overrides) if need.filters else None
 
     def flush() -> None:
         if parser.pending_events >= CHUNK_EVENTS:
             builder.add(parser.take())
+            if sink is not None:
+                sink(builder)
 
     blocks = iter_raw_blocks(stream, max_line_bytes=settings.max_line_bytes)  # type: ignore[arg-type]
     line_no = first_line_no
@@ -134,8 +141,11 @@ def parse_partition(
     end: int | None = None,
     *,
     last: bool = True,
+    sink: Callable[[FrameBuilder], None] | None = None,
 ) -> Partial:
-    """Parse a whole source, or bytes `[start, end)` of a plain file, into a `Partial`."""
+    """Parse a whole source, or bytes `[start, end)` of a plain file, into a `Partial`.
+
+    With `sink`, frames go to the sink chunk by chunk and the partial keeps none of them."""
     from mlobs_cli.frame import FrameBuilder
 
     parser = _new_parser(settings, need)
@@ -147,11 +157,15 @@ def parse_partition(
         stream = RangeReader(source.path, start, end)
     try:
         with paused_gc():  # millions of acyclic rows: a collection would walk them all, again and again
-            physical = parse_stream(parser, builder, source.name, stream, settings, need, last=last)
+            physical = parse_stream(
+                parser, builder, source.name, stream, settings, need, last=last, sink=sink
+            )
     finally:
         stream.close()  # type: ignore[attr-defined]
     open_state = parser.in_open_state(source.name)
     builder.add(parser.take())
+    if sink is not None:
+        sink(builder)
     return Partial(builder, parser.skipped, parser.stats, parser.lines, physical, open_state)
 
 

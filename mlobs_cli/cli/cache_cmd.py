@@ -49,15 +49,13 @@ def ingest(
     settings = load_settings(config, field_flags=field or [])
     rows = []
     for source in expand_sources(sources):
-        found = cache.cached_partials(source, settings, EVERYTHING, build=True)
-        if found is None:
+        found = cache.cached_partials(source, settings, EVERYTHING, build=True, load=False)
+        index = cache.entry_of(source, settings) if found is not None else None
+        if found is None or index is None:
             rows.append({"source": source.name, "outcome": "not cached", "lines": None, "events": None})
             continue
-        parts, outcome = found
-        lines = sum(p.physical_lines for p in parts)
-        events = sum(sum(len(f) for f in (*p.builder._requests, *p.builder._milestones)) for p in parts)
-        events += sum(len(f) for p in parts for f in p.builder._spans)
-        rows.append({"source": source.name, "outcome": outcome, "lines": lines, "events": events})
+        events = sum(s.get("events", 0) for s in index["segments"])
+        rows.append({"source": source.name, "outcome": found[1], "lines": index["lines"], "events": events})
     if fmt is OutputFormat.json:
         write_json({"cache": str(cache.cache_root()), "sources": rows})
         return
