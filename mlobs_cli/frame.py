@@ -424,10 +424,10 @@ def _fill_versions(data: Dataset) -> None:
     req = data.requests
     ms = data.milestones
     if not ms.empty:
-        by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
-        lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
         missing = ms["model_version"].isna()
-        if missing.any():
+        if missing.any():  # the lookup costs a hash of every request id: only when needed
+            by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
+            lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
             ms.loc[missing, "model_version"] = ms.loc[missing, "request_id"].map(lookup)
         missing = ms["model_version"].isna()
         if missing.any():

@@ -174,7 +174,7 @@ KEYS = st.sampled_from(
 VALUES = st.one_of(st.integers(0, 500), st.sampled_from(["a", "latency", "v1", "2026-11-26T10:00:00Z", ""]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.dictionaries(KEYS, VALUES, min_size=1, max_size=6), min_size=1, max_size=30))
 def test_prefilter_equals_full_read_on_random_objects(tmp_path: Path, objs: list[dict]) -> None:
     path = tmp_path / "h.log"
