@@ -179,15 +179,14 @@ def _fork_partition(
     pid = os.fork()
     if pid == 0:  # child: parse, send the partial (a pickle read only by our own parent), exit
         os.close(rfd)
-        code = 0
+        code = 1
         try:
             part = parse_partition(source, settings, need, start, end, last=last)
-            payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent re-reads this range itself
-            payload, code = b"", 1
-        try:
             with os.fdopen(wfd, "wb") as out:
-                out.write(payload)
+                pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        except BaseException:  # noqa: BLE001, S110 - the parent re-reads this range itself
+            pass
         finally:
             os._exit(code)
     os.close(wfd)
@@ -195,12 +194,15 @@ def _fork_partition(
 
 
 def _collect(pid: int, rfd: int) -> Partial | None:
+    """The worker's partial, unpickled as it streams in (never the whole payload in memory too)."""
+    part = None
     with os.fdopen(rfd, "rb") as fh:
-        payload = fh.read()
+        try:
+            part = pickle.load(fh)  # noqa: S301 - written by our own forked child a moment ago
+        except (EOFError, pickle.UnpicklingError):
+            part = None
     _, status = os.waitpid(pid, 0)
-    if status != 0 or not payload:
-        return None
-    return pickle.loads(payload)  # noqa: S301 - written by our own forked child a moment ago
+    return part if status == 0 else None
 
 
 def _can_split(source: Source) -> bool:

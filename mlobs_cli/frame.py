@@ -34,6 +34,7 @@ from mlobs_cli.values import (
     error_markers,
     optional_durations_ms,
     scalars,
+    shared_texts,
     status_codes,
     texts,
 )
@@ -198,18 +199,23 @@ def _requests_from_group(
             "ts": ts,
             "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
             "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
-            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "model_version": _obj(
+                shared_texts(cols["model_version"]) if "model_version" in cols else None, n
+            ),
             "latency_ms": lat,
             "inference_ms": inf,
             "status": status,
             "error": error,
-            "level": _obj(texts(cols["level"]) if "level" in cols else None, n),
+            "level": _obj(shared_texts(cols["level"]) if "level" in cols else None, n),
             "source": _obj(group.sources(), n),
             "line": np.asarray(group.lines, dtype=np.int64),
-            "latency_guess": _obj(np.where(lat_guess, lat_key, None), n),
-            "inference_guess": _obj(np.where(inf_guess, inf_key, None), n),
         }
     )
+    # Keys whose unit is guessed at finish time; no column when none is (the usual case: less memory).
+    if lat_guess.any():
+        frame["latency_guess"] = _obj(np.where(lat_guess, lat_key, None), n)
+    if inf_guess.any():
+        frame["inference_guess"] = _obj(np.where(inf_guess, inf_key, None), n)
     n_canon = len([f for f in group.fields if f in REQUEST_FIELDS])
     for key in group.fields[n_canon:]:
         column = scalars(cols[key])
@@ -230,8 +236,10 @@ def _milestones_from_group(group: Group, skipped: SkipReport, kinds: dict[str, i
             "ts": ts,
             "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
             "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
-            "event": _obj(texts(names), n),
-            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "event": _obj(shared_texts(names), n),
+            "model_version": _obj(
+                shared_texts(cols["model_version"]) if "model_version" in cols else None, n
+            ),
             "source": _obj(group.sources(), n),
             "line": np.asarray(group.lines, dtype=np.int64),
         }

@@ -147,6 +147,17 @@ def texts(values: Sequence[Any]) -> np.ndarray:
     return arr
 
 
+def shared_texts(values: Sequence[Any]) -> np.ndarray:
+    """`texts` for low-cardinality columns (versions, levels, event names): equal strings become one
+    object, so a million rows hold a million pointers to a few strings, not a million strings."""
+    arr = texts(values)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[: len(uniques)] = uniques
+    table[-1] = None
+    return table[codes]
+
+
 def scalars(values: Sequence[Any]) -> pd.Series:
     """An attribute column: typed numeric when every present value is a number, else objects.
 
