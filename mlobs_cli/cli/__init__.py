@@ -12,14 +12,15 @@ import sys
 from mlobs_cli.cli.app import app, quiet_broken_pipe
 
 # Command modules: importing one registers its command.
-from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
-from mlobs_cli.cli import check_cmd  # noqa: F401,E402  isort: skip
-from mlobs_cli.cli import spikes_cmd  # noqa: F401,E402  isort: skip
-from mlobs_cli.cli import forecast_cmd  # noqa: F401,E402  isort: skip
-from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import latency_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import explain_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import slow_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import check_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import tail_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import spikes_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import forecast_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import cache_cmd  # noqa: F401,E402  isort: skip
 
 

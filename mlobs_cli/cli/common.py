@@ -51,6 +51,20 @@ FieldOpt = Annotated[
         show_default=False,
     ),
 ]
+WhereOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--where",
+        "-w",
+        metavar="EXPR",
+        help='Only requests matching EXPR: status >= 500, model_version == "v2.1" and '
+        'user_id in ("a","b"), http.route ~ "^/pred". Parsed, never evaluated.',
+        show_default=False,
+    ),
+]
+PercentilesOpt = Annotated[
+    str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
+]
 ConfigOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option(
@@ -112,3 +126,23 @@ def load_dataset(
             "see `mlobs schema` for the reasons and the first offending lines",
         )
     return data
+
+
+def timed_requests(data: Dataset):  # -> pandas.DataFrame (pandas is imported lazily)
+    """The request summaries of `data` for commands that place requests in time (spikes, forecast).
+
+    Raises `NotFoundError` (exit 1) when no request has a timestamp; says on stderr how many requests
+    without one are left out.
+    """
+    from mlobs_cli.errors import NotFoundError
+    from mlobs_cli.terminal import warn
+
+    requests = data.requests
+    if requests.empty or requests["ts"].notna().sum() == 0:
+        raise NotFoundError(
+            "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
+        )
+    untimed = int(requests["ts"].isna().sum())
+    if untimed:
+        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
+    return requests

@@ -10,7 +10,10 @@ from mlobs_cli.cli.app import command
 from mlobs_cli.cli.common import ConfigOpt, FieldOpt, FormatOpt, OutputFormat, SourcesArg, StrictOpt
 
 
-@command("forecast")
+@command(
+    "forecast",
+    short_help="Project each version's latency or error-rate trend and the time to an SLO breach.",
+)
 def forecast(
     sources: SourcesArg,
     metric: Annotated[
@@ -52,7 +55,7 @@ def forecast(
 ) -> None:
     """Project each model version's latency (or error rate) trend and the time to an SLO breach."""
     from mlobs_cli.analysis.forecast import burn_rates, forecast_metric, parse_slo
-    from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.common import load_dataset, timed_requests
     from mlobs_cli.durations import parse_duration
     from mlobs_cli.errors import NotFoundError, UsageError
     from mlobs_cli.terminal import warn
@@ -80,14 +83,7 @@ def forecast(
         metrics.append(("p99", None))
 
     data = load_dataset(sources, fields=field, config=config, strict=strict)
-    requests = data.requests
-    if requests.empty or requests["ts"].notna().sum() == 0:
-        raise NotFoundError(
-            "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
-        )
-    untimed = int(requests["ts"].isna().sum())
-    if untimed:
-        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
+    requests = timed_requests(data)
     forecasts = []
     for name, rule in metrics:
         forecasts += forecast_metric(

@@ -15,8 +15,10 @@ from mlobs_cli.cli.common import (
     FieldOpt,
     FormatOpt,
     OutputFormat,
+    PercentilesOpt,
     SourcesArg,
     StrictOpt,
+    WhereOpt,
 )
 from mlobs_cli.errors import ExitCode, NotFoundError, UsageError
 
@@ -54,7 +56,10 @@ def group_keys(by: list[str] | None) -> list[str]:
     return keys
 
 
-@command("latency")
+@command(
+    "latency",
+    short_help="Exact latency percentiles, request rates and error rates per model version.",
+)
 def latency(
     sources: SourcesArg,
     by_version: Annotated[
@@ -89,19 +94,8 @@ def latency(
             show_default=False,
         ),
     ] = None,
-    where: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--where",
-            "-w",
-            help='Filter: status >= 500, model_version == "v2.1" and '
-            'user_id in ("a","b"), http.route ~ "^/pred".',
-            show_default=False,
-        ),
-    ] = None,
-    percentiles: Annotated[
-        str, typer.Option("--percentiles", "-p", help="Percentiles to report, comma-separated.")
-    ] = "50,90,95,99",
+    where: WhereOpt = None,
+    percentiles: PercentilesOpt = "50,90,95,99",
     metric: Annotated[
         str,
         typer.Option(

@@ -14,7 +14,10 @@ from mlobs_cli.cli.common import (
 )
 
 
-@command("schema")
+@command(
+    "schema",
+    short_help="What mlobs understood of the logs: formats, field mapping, units, coverage, skips.",
+)
 def schema(
     sources: SourcesArg,
     fmt: FormatOpt = OutputFormat.table,

@@ -17,7 +17,10 @@ _DEFAULT_START = "2026-11-26T10:00:00Z"
 Repeatable = Optional[list[str]]  # noqa: UP045 - typer needs Optional on Python 3.10
 
 
-@command("simulate")
+@command(
+    "simulate",
+    short_help="Write realistic JSON-lines logs of the seed /predict service (deterministic with --seed).",
+)
 def simulate(
     requests: Annotated[
         int, typer.Option("--requests", "-n", min=0, help="Number of requests to simulate.")

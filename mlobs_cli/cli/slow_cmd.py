@@ -14,6 +14,7 @@ from mlobs_cli.cli.common import (
     OutputFormat,
     SourcesArg,
     StrictOpt,
+    WhereOpt,
     load_dataset,
 )
 
@@ -48,15 +49,6 @@ ByVersionOpt = Annotated[
         help="List the top requests of each model version; --above is then taken within each version.",
     ),  # fmt: skip
 ]
-WhereOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--where",
-        metavar="EXPR",
-        help='Only requests matching EXPR, e.g. "status >= 500".',
-        show_default=False,
-    ),  # fmt: skip
-]
 
 
 def parse_percentile(text: str) -> float:
@@ -73,7 +65,10 @@ def parse_percentile(text: str) -> float:
     return q
 
 
-@command("slow")
+@command(
+    "slow",
+    short_help="The slowest requests, and what is different about them (stages, field values).",
+)
 def slow(
     sources: SourcesArg,
     top: TopOpt = 20,

@@ -25,7 +25,10 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-@command("spikes")
+@command(
+    "spikes",
+    short_help="Latency, error or traffic spikes per model version, with the requests inside them.",
+)
 def spikes(
     sources: SourcesArg,
     every: Annotated[str, typer.Option("--every", help="Bucket width: 10s, 30s, 1m.")] = "30s",
@@ -60,9 +63,9 @@ def spikes(
 ) -> None:
     """Find latency, error or traffic spikes per model version, with the requests inside them."""
     from mlobs_cli.analysis.spikes import SpikeSettings, find_spikes
-    from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.common import load_dataset, timed_requests
     from mlobs_cli.durations import parse_duration
-    from mlobs_cli.errors import NotFoundError, UsageError
+    from mlobs_cli.errors import UsageError
     from mlobs_cli.terminal import warn
 
     parse_duration(every)
@@ -76,14 +79,7 @@ def spikes(
         half_window=window,
     )
     data = load_dataset(sources, fields=field, config=config, strict=strict)
-    requests = data.requests
-    if requests.empty or requests["ts"].notna().sum() == 0:
-        raise NotFoundError(
-            "no timestamped request summaries in the input", "see `mlobs schema` for what was read"
-        )
-    untimed = int(requests["ts"].isna().sum())
-    if untimed:
-        warn(f"{untimed:,} request(s) without a timestamp left out (they cannot be placed in time)")
+    requests = timed_requests(data)
     report = find_spikes(requests, metric=metric, every=every, by_version=by_version, settings=settings)
     for note in report.notes:
         warn(note)

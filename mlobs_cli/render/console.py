@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,12 +18,26 @@ from rich.text import Text
 
 from mlobs_cli.terminal import inert_text
 
+PIPED_WIDTH = 160  # output going to a file or a pipe: wide enough that tables keep every column
+
 
 def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
-    """A console with markup, emoji and auto-highlighting off; honours NO_COLOR and COLUMNS."""
+    """A console with markup, emoji and auto-highlighting off; honours NO_COLOR and COLUMNS.
+
+    When the output is not a terminal (and COLUMNS is not set), lines may be up to `PIPED_WIDTH`
+    wide instead of rich's 80, so `mlobs slow > report.txt` keeps every column.
+    """
     env_width = os.environ.get("COLUMNS")
     if width is None and env_width and env_width.isdigit():
         width = int(env_width)
+    if width is None:
+        stream = sys.stderr if stderr else sys.stdout
+        try:
+            piped = not stream.isatty()
+        except (AttributeError, ValueError):
+            piped = True
+        if piped:
+            width = PIPED_WIDTH
     return Console(
         stderr=stderr,
         width=width,
