@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -303,7 +304,8 @@ def _build_ranges(
     from mlobs_cli.engine import PARALLEL_MIN_BYTES
 
     assert source.path is not None
-    if end - start >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 and hasattr(os, "fork"):
+    single = threading.active_count() == 1  # forking a threaded process can deadlock the child
+    if single and end - start >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 and hasattr(os, "fork"):
         cuts = [c for c in split_points(source.path, 2) if start < c < end]
         if cuts:
             pid, rfd = _fork_builder(source, settings, entry, cuts[0], end)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -207,6 +208,8 @@ def _collect(pid: int, rfd: int) -> Partial | None:
 
 def _can_split(source: Source) -> bool:
     if source.path is None or (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+        return False
+    if threading.active_count() > 1:  # forking a threaded process can deadlock the child
         return False
     try:
         if source.path.stat().st_size < PARALLEL_MIN_BYTES:
