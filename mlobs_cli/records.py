@@ -188,20 +188,6 @@ class Group:
             out.extend([src] * (end - start))
         return out
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Groups travel between worker processes (as pickles from our own child); getters do not."""
-        return {n: getattr(self, n) for n in self.__slots__ if n != "getter"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-        self.getter = None
-
-    def shift_lines(self, offset: int) -> None:
-        """Renumber rows parsed from a partition that did not start at line 1."""
-        if offset:
-            self.lines = [n + offset for n in self.lines]
-
     def take(self) -> Group:
         """A copy holding the rows so far; this group starts empty."""
         taken = Group.__new__(Group)
