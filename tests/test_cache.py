@@ -175,3 +175,19 @@ def test_explain_reads_the_cache(log: Path, run_cli) -> None:
     warm = run_cli("explain", "r17", str(log), "--format", "json")
     assert cold.exit_code == warm.exit_code == 0
     assert json.loads(warm.stdout) == json.loads(cold.stdout)
+
+
+def test_two_worker_build_and_append_equal_cold(tmp_path: Path, monkeypatch) -> None:
+    from mlobs_cli import engine
+
+    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)  # split even a small file in two
+    path = tmp_path / "two.log"
+    path.write_text(log_lines(0, 400))
+    cold, warm = both(path)
+    assert_same(cold, warm)
+    assert len(cache.entries()[0]["segments"]) == 2
+    with open(path, "a") as fh:
+        fh.write(log_lines(400, 100))
+    assert_same(*both(path))
+    # the appended bytes lie after the file's midpoint cut: one more segment
+    assert len(cache.entries()[0]["segments"]) == 3
