@@ -28,19 +28,18 @@ from mlobs_cli.records import (
     paused_gc,
 )
 from mlobs_cli.schema import UNIT_FACTORS_MS, guess_duration_unit
-from mlobs_cli.sources import TruncatedInputError, expand_sources, iter_line_blocks, open_source
 from mlobs_cli.values import (
     durations_ms,
     error_levels,
     error_markers,
     optional_durations_ms,
     scalars,
+    shared_texts,
     status_codes,
     texts,
 )
 
 UNKNOWN_VERSION = "unknown"
-CHUNK_EVENTS = 250_000
 TS_DTYPE = "datetime64[ns, UTC]"
 REQUEST_BASE_COLUMNS = (
     "ts",
@@ -200,18 +199,23 @@ def _requests_from_group(
             "ts": ts,
             "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
             "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
-            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "model_version": _obj(
+                shared_texts(cols["model_version"]) if "model_version" in cols else None, n
+            ),
             "latency_ms": lat,
             "inference_ms": inf,
             "status": status,
             "error": error,
-            "level": _obj(texts(cols["level"]) if "level" in cols else None, n),
+            "level": _obj(shared_texts(cols["level"]) if "level" in cols else None, n),
             "source": _obj(group.sources(), n),
             "line": np.asarray(group.lines, dtype=np.int64),
-            "latency_guess": _obj(np.where(lat_guess, lat_key, None), n),
-            "inference_guess": _obj(np.where(inf_guess, inf_key, None), n),
         }
     )
+    # Keys whose unit is guessed at finish time; no column when none is (the usual case: less memory).
+    if lat_guess.any():
+        frame["latency_guess"] = _obj(np.where(lat_guess, lat_key, None), n)
+    if inf_guess.any():
+        frame["inference_guess"] = _obj(np.where(inf_guess, inf_key, None), n)
     n_canon = len([f for f in group.fields if f in REQUEST_FIELDS])
     for key in group.fields[n_canon:]:
         column = scalars(cols[key])
@@ -232,8 +236,10 @@ def _milestones_from_group(group: Group, skipped: SkipReport, kinds: dict[str, i
             "ts": ts,
             "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
             "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
-            "event": _obj(texts(names), n),
-            "model_version": _obj(texts(cols["model_version"]) if "model_version" in cols else None, n),
+            "event": _obj(shared_texts(names), n),
+            "model_version": _obj(
+                shared_texts(cols["model_version"]) if "model_version" in cols else None, n
+            ),
             "source": _obj(group.sources(), n),
             "line": np.asarray(group.lines, dtype=np.int64),
         }
@@ -426,10 +432,10 @@ def _fill_versions(data: Dataset) -> None:
     req = data.requests
     ms = data.milestones
     if not ms.empty:
-        by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
-        lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
         missing = ms["model_version"].isna()
-        if missing.any():
+        if missing.any():  # the lookup costs a hash of every request id: only when needed
+            by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
+            lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
             ms.loc[missing, "model_version"] = ms.loc[missing, "request_id"].map(lookup)
         missing = ms["model_version"].isna()
         if missing.any():
@@ -466,6 +472,16 @@ class FrameBuilder:
         self.ts_kinds: dict[str, int] = {}
         self.extra_skips = SkipReport()
         self.list_keys: set[str] = set()
+
+    def absorb(self, other: FrameBuilder) -> None:
+        """Append the frames of a later partition (see `engine`), keeping input order."""
+        self._requests.extend(other._requests)
+        self._milestones.extend(other._milestones)
+        self._spans.extend(other._spans)
+        for kind, n in other.ts_kinds.items():
+            self.ts_kinds[kind] = self.ts_kinds.get(kind, 0) + n
+        self.extra_skips.merge(other.extra_skips)
+        self.list_keys |= other.list_keys
 
     def add(self, batch: Batch) -> None:
         with paused_gc():
@@ -532,25 +548,12 @@ def dataset_from_batch(batch: Batch, parser: RecordParser | None = None) -> Data
 def dataset_from_sources(
     specs: list[str], settings: Settings | None = None, *, keep: frozenset[str] | None = None
 ) -> Dataset:
-    """Read every source, parse it, and build the `Dataset` (streaming, chunked).
+    """Read every source, parse it, and build the `Dataset` (streaming, chunked; see `engine`).
 
     `keep` limits the event kinds stored (`requests`, `milestones`, `spans`): the others are still
     read, checked and counted.
     """
-    settings = settings or Settings()
-    parser = RecordParser(settings.overrides, keep=keep)
-    builder = FrameBuilder()
-    for source in expand_sources(specs):
-        stream = open_source(source)
-        line_no = 1
-        try:
-            for block in iter_line_blocks(stream, max_line_bytes=settings.max_line_bytes):
-                line_no = parser.feed_block(source.name, line_no, block)
-                if parser.pending_events >= CHUNK_EVENTS:
-                    builder.add(parser.take())
-            parser.finish_source(source.name)
-        except TruncatedInputError:
-            parser.finish_source(source.name, truncated=True, line_no=line_no)
-        finally:
-            stream.close()
-    return builder.finish(parser)
+    from mlobs_cli.engine import Need
+    from mlobs_cli.engine import dataset_from_sources as read
+
+    return read(specs, settings, Need(kinds=keep))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -57,6 +57,8 @@ REQUEST_FIELDS = (
     "error",
     "level",
 )
+# Kept even when a caller names fewer fields: they decide a summary's validity, version and failure.
+REQUIRED_REQUEST_FIELDS = frozenset({"ts", "model_version", "latency_ms", "status", "error", "level"})
 MILESTONE_FIELDS = ("ts", "request_id", "trace_id", "event", "stage", "model_version")
 SPAN_COLUMNS = (
     "trace_id",
@@ -224,6 +226,14 @@ class FieldStats:
         for canon, key in plan.keys.items():
             self.mapping.setdefault(canon, Counter())[(key, plan.units.get(canon))] += count
 
+    def merge(self, other: FieldStats) -> None:
+        """Add the statistics of a later partition of the input."""
+        self.formats.update(other.formats)
+        self.events.update(other.events)
+        for canon, counts in other.mapping.items():
+            self.mapping.setdefault(canon, Counter()).update(counts)
+        self.blank_lines += other.blank_lines
+
 
 def _flatten(obj: dict[str, Any], prefix: str = "", depth: int = 0, out: dict | None = None) -> dict:
     out = {} if out is None else out
@@ -248,19 +258,27 @@ class RecordParser:
     """Incremental parser: `feed`/`feed_block` lines, `take()` the events, read `skipped` and `stats`.
 
     `keep` names the event kinds to keep (`requests`, `milestones`, `spans`); lines of other kinds
-    are still parsed, checked and counted, but not stored.
+    are still parsed, checked and counted, but not stored. `fields` (None: all) names the request
+    columns a caller needs: canonical fields and attribute keys; the others are not stored, and the
+    base columns that are not kept come out empty (None/NaN) in the frame. The fields that decide
+    whether a summary is usable and whether it failed (`REQUIRED_REQUEST_FIELDS`) are always kept.
     """
 
     def __init__(
-        self, overrides: dict[str, FieldOverride] | None = None, keep: frozenset[str] | None = None
+        self,
+        overrides: dict[str, FieldOverride] | None = None,
+        keep: frozenset[str] | None = None,
+        fields: frozenset[str] | None = None,
     ) -> None:
         self.overrides = overrides or {}
         self.keep = keep if keep is not None else frozenset({"requests", "milestones", "spans"})
+        self.fields = None if fields is None else frozenset(fields) | REQUIRED_REQUEST_FIELDS
         self.skipped = SkipReport()
         self.stats = FieldStats()
         self.lines = 0
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._groups: list[Group] = []
+        self._fast: dict[tuple[str, ...], Group] = {}  # key tuple -> group, for fast-path shapes
         self._spans = _span_columns()
         self._source_order: dict[str, int] = {}
         self._partial: dict[tuple[str, str], tuple[int, bytes]] = {}
@@ -332,40 +350,72 @@ class RecordParser:
 
     def feed_block(self, source: str, first_line_no: int, lines: list[bytes | None]) -> int:
         """Parse a block of consecutive lines; returns the next line number. The fast path."""
+        self._feed_numbered(source, enumerate(lines, first_line_no))
+        return first_line_no + len(lines)
+
+    def feed_selected(self, source: str, numbered: list[tuple[int, bytes | None]], passed: int) -> None:
+        """Parse only the given `(line number, raw line)` pairs of a stretch of input.
+
+        `passed` lines of the stretch were left out by a caller's prefilter (`scan`): they count as
+        read, and are neither parsed nor checked.
+        """
+        self.lines += passed
+        self._feed_numbered(source, numbered)
+
+    def _feed_numbered(self, source: str, numbered: Iterable[tuple[int, bytes | None]]) -> None:
+        """The per-line loop: one orjson parse, one dict lookup by key tuple, one getter call.
+
+        Lines of a shape already planned and simple (no envelope, no nesting, own time) go straight
+        to their group's rows; anything else takes the general path (`feed`, `_feed_dict`).
+        """
         if source not in self._source_order:
             self._source_order[source] = len(self._source_order)
         feed = self.feed
         feed_dict = self._feed_dict
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        plans_get = self._plans.get
-        events = self.stats.events
-        formats = self.stats.formats
-        n = first_line_no
-        fast = 0
+        multi = self._multi
+        lanes = {}  # key tuple -> (group, rows.append, lines.append, getter), this call only
+        for keys, group in self._fast.items():
+            if group.last_source is not source:  # rows from here on come from `source`
+                group.runs.append((len(group.rows), source))
+                group.last_source = source
+            lanes[keys] = (group, group.rows.append, group.lines.append, group.getter, len(group.rows))
+        lane_get = lanes.get
         with paused_gc():  # rows kept are flat tuples of scalars: nothing for the collector
-            for raw in lines:
-                if raw and raw[:1] == b"{" and raw[-1:] == b"}" and source not in self._multi:
+            for n, raw in numbered:
+                if raw and raw[:1] == b"{" and raw[-1:] == b"}" and source not in multi:
                     try:
                         obj = loads(raw)
                     except decode_error:
                         feed(source, n, raw)
-                        n += 1
                         continue
-                    plan = plans_get(tuple(obj))
-                    if plan is not None and plan.fast:
-                        plan.group.add(obj, source, n)  # type: ignore[union-attr]
-                        events[plan.kind] += 1
-                        formats[plan.style] += 1
-                        fast += 1
+                    keys = tuple(obj)
+                    lane = lane_get(keys)
+                    if lane is not None:
+                        lane[1](lane[3](obj))
+                        lane[2](n)
                     else:
                         self.lines += 1
                         feed_dict(obj, source, n, None)
+                        group = self._fast.get(keys)
+                        if group is not None and group.last_source is source:
+                            rows = group.rows
+                            lanes[keys] = (group, rows.append, group.lines.append, group.getter, len(rows))
                 else:
                     feed(source, n, raw)
-                n += 1
-        self.lines += fast
-        return n
+        events = self.stats.events
+        formats = self.stats.formats
+        for group, _, _, _, start in lanes.values():
+            count = len(group.rows) - start
+            plan = group.plan
+            events[plan.kind] += count
+            formats[plan.style] += count
+            self.lines += count
+
+    def in_open_state(self, source: str) -> bool:
+        """A multi-line object or a split envelope line of `source` is still open."""
+        return source in self._multi or any(k[0] == source for k in self._partial)
 
     def finish_source(self, source: str, *, truncated: bool = False, line_no: int = 0) -> None:
         """End of a source: flush held partial lines and unfinished multi-line objects as skips."""
@@ -489,6 +539,8 @@ class RecordParser:
         if plan is None:
             plan = self._make_plan(obj)
             self._plans[keys] = plan
+            if plan.fast and plan.group is not None:
+                self._fast[keys] = plan.group
         return plan
 
     def _make_plan(self, obj: dict[str, Any]) -> Plan:
@@ -528,8 +580,10 @@ class RecordParser:
         plan = Plan(kind, keys, units, attr_keys, dict_keys, _style_of(set(obj)))
         if not dict_keys:
             if kind == "request" and "requests" in self.keep:
-                fields = tuple(f for f in REQUEST_FIELDS if f in keys)
-                plan.group = Group(plan, fields + attr_keys, tuple(keys[f] for f in fields) + attr_keys)
+                want = self.fields
+                fields = tuple(f for f in REQUEST_FIELDS if f in keys and (want is None or f in want))
+                attrs = attr_keys if want is None else tuple(k for k in attr_keys if k in want)
+                plan.group = Group(plan, fields + attrs, tuple(keys[f] for f in fields) + attrs)
             elif kind == "milestone" and "milestones" in self.keep:
                 fields = tuple(f for f in MILESTONE_FIELDS if f in keys)
                 plan.group = Group(plan, fields, tuple(keys[f] for f in fields))

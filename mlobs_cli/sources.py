@@ -279,6 +279,86 @@ def iter_line_blocks(
         yield [pending]
 
 
+def iter_raw_blocks(
+    stream: BinaryIO,
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[bytes | None]:
+    """Yield runs of whole lines as one bytes object each (ending in `\n`, except a last line
+    without one), or `None` for a line over the cap, which is never held whole in memory.
+
+    Same lines as `iter_line_blocks`, left unsplit so that callers can work on whole blocks.
+    """
+    pending = b""
+    skipping = False
+    while True:
+        block = _read_block(stream, block_bytes)
+        if not block:
+            break
+        if skipping:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            block = block[nl + 1 :]
+            skipping = False
+            yield None
+        if pending:
+            block = pending + block
+            pending = b""
+        cut = block.rfind(b"\n") + 1
+        if cut < len(block):
+            pending = block[cut:]
+            block = block[:cut]
+            if len(pending) > max_line_bytes:
+                skipping = True
+                pending = b""
+        if block:
+            yield block
+    if skipping:
+        yield None
+    elif pending:
+        yield pending
+
+
+class RangeReader:
+    """A file's bytes `[start, end)` as a readable stream (a partition of a large file)."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._fh.seek(start)
+        self._left = end - start
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._fh.read(n)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def split_points(path: Path, parts: int) -> list[int]:
+    """Byte offsets cutting a plain file into `parts` ranges of about equal size, each at a line start."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for i in range(1, parts):
+            fh.seek(max(cuts[-1], size * i // parts))
+            while True:
+                chunk = fh.read(1 << 16)
+                if not chunk:
+                    return cuts + [size]
+                nl = chunk.find(b"\n")
+                if nl >= 0:
+                    cuts.append(fh.tell() - len(chunk) + nl + 1)
+                    break
+    return cuts + [size]
+
+
 def _has_long_line(lines: list[bytes | None], cap: int) -> bool:
     return any(ln is not None and len(ln) > cap for ln in lines)
 

@@ -120,8 +120,11 @@ def error_markers(values: Sequence[Any]) -> np.ndarray:
 
 def error_levels(values: Sequence[Any]) -> np.ndarray:
     """True where a log level says error (error, critical, fatal, ...)."""
-    series = pd.Series(values, dtype=object)
-    return series.map(lambda v: type(v) is str and v.lower() in _ERROR_LEVELS).to_numpy(dtype=bool)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    flags = np.fromiter(
+        (type(v) is str and v.lower() in _ERROR_LEVELS for v in uniques), dtype=bool, count=len(uniques)
+    )
+    return np.append(flags, False)[codes]  # code -1 (missing) picks the appended False
 
 
 def texts(values: Sequence[Any]) -> np.ndarray:
@@ -142,6 +145,17 @@ def texts(values: Sequence[Any]) -> np.ndarray:
         else:
             arr[i] = None
     return arr
+
+
+def shared_texts(values: Sequence[Any]) -> np.ndarray:
+    """`texts` for low-cardinality columns (versions, levels, event names): equal strings become one
+    object, so a million rows hold a million pointers to a few strings, not a million strings."""
+    arr = texts(values)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[: len(uniques)] = uniques
+    table[-1] = None
+    return table[codes]
 
 
 def scalars(values: Sequence[Any]) -> pd.Series:

@@ -21,6 +21,7 @@ from mlobs_cli.cli import spikes_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import forecast_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import schema_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
+from mlobs_cli.cli import cache_cmd  # noqa: F401,E402  isort: skip
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

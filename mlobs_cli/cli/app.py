@@ -51,8 +51,16 @@ def _root(
         callback=_version_callback,
         is_eager=True,
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Parse the logs afresh: neither read nor update the cache (see `mlobs cache`).",
+    ),
 ) -> None:
     """mlobs: how fast is each model version, is it getting worse, and why was this request slow?"""
+    from mlobs_cli.cachedir import set_enabled
+
+    set_enabled(not no_cache)
 
 
 class Terminated(KeyboardInterrupt):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:  # pandas is imported lazily, inside load_dataset
+    from mlobs_cli.engine import Need
     from mlobs_cli.frame import Dataset
 
 
@@ -74,6 +75,18 @@ ConfigOpt = Annotated[
 ]
 
 
+def requests_need(fields: list[str], metric: str = "latency_ms") -> Need | None:
+    """What a per-request query needs: request summaries with `fields` (group keys, `--where`
+    fields). None (everything) when `metric` may be a stage or span name, which needs every event."""
+    from mlobs_cli.engine import Need
+
+    if metric not in ("latency_ms", "inference_ms"):
+        return None
+    names = set(fields) | {metric}
+    names |= {f.removeprefix("attr.") for f in names}
+    return Need.requests(names)
+
+
 def load_dataset(
     sources: list[str],
     *,
@@ -81,19 +94,30 @@ def load_dataset(
     config: Path | None = None,
     strict: bool = False,
     quiet: bool = False,
+    need: Need | None = None,
 ) -> Dataset:
     """Read, parse and frame `sources`; report skipped input on stderr; enforce `--strict`.
+
+    `need` (see `engine.Need`, e.g. from `requests_need`) lets a command read only what it uses:
+    then lines that cannot be request summaries are not parsed, except under `strict`, where every
+    line is checked. Files with a cache entry are read from the cache (`mlobs ingest`, `--no-cache`).
 
     Raises `InputError` for unreadable sources, `UsageError`/`ConfigError` for bad mappings, and
     `StrictError` under `strict` when anything was skipped.
     """
+    from dataclasses import replace
+
+    from mlobs_cli import cachedir
     from mlobs_cli.config import load_settings
+    from mlobs_cli.engine import EVERYTHING, dataset_from_sources
     from mlobs_cli.errors import StrictError
-    from mlobs_cli.frame import dataset_from_sources
     from mlobs_cli.terminal import warn
 
     settings = load_settings(config, field_flags=fields or [])
-    data = dataset_from_sources(sources, settings)
+    need = need or EVERYTHING
+    if strict:
+        need = replace(need, prefilter=False)
+    data = dataset_from_sources(sources, settings, need, use_cache=cachedir.is_enabled())
     if data.skipped.total and not quiet:
         warn(data.skipped.summary_line(data.lines))
     if strict and data.skipped.total:

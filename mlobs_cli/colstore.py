@@ -1,0 +1,139 @@
+"""Column store: pandas frames <-> files of plain arrays, with no pickle anywhere.
+
+Numbers, booleans and times are `.npy` files (`numpy.save`, loaded with `allow_pickle=False`); text
+columns are integer codes into a string table kept as JSON; mixed columns (numbers and strings, span
+attribute dicts) are JSON. A column of any other kind raises `UnsupportedColumn` (the caller then
+does not cache). Each frame is described by a small JSON-able list of column records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+TS_DTYPE = "datetime64[ns, UTC]"
+
+
+class UnsupportedColumn(Exception):
+    """A column this store cannot write exactly."""
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _json_values(values: list[Any], path: Path) -> dict[str, Any]:
+    """Write an object column as JSON; NaN floats (JSON has none) are marked apart."""
+    nan = [i for i, v in enumerate(values) if type(v) is float and v != v]
+    try:
+        data = orjson.dumps(values)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise UnsupportedColumn(str(exc)) from None
+    path.write_bytes(data)
+    return {"nan": nan}
+
+
+def _object_column(values: np.ndarray, base: Path, name: str) -> dict[str, Any]:
+    types = set(map(type, values))
+    if types <= {str, type(None)}:
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+        _save(base / f"{name}.codes.npy", codes.astype(np.int32, copy=False))
+        (base / f"{name}.strings.json").write_bytes(orjson.dumps(list(uniques)))
+        return {"codec": "strings"}
+    if not types <= {str, int, float, bool, type(None), dict, list}:
+        raise UnsupportedColumn(f"column {name!r} holds {sorted(t.__name__ for t in types)}")
+    info = _json_values(values.tolist(), base / f"{name}.json")
+    return {"codec": "json", **info}
+
+
+def save_frame(frame: pd.DataFrame, base: Path, prefix: str) -> list[dict[str, Any]]:
+    """Write every column of `frame` under `base`; returns the column records for the index file."""
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
+        frame = frame.reset_index(drop=True)
+    records: list[dict[str, Any]] = []
+    for i, col in enumerate(frame.columns):
+        if not isinstance(col, str):
+            raise UnsupportedColumn(f"column name {col!r}")
+        name = f"{prefix}c{i}"
+        series = frame[col]
+        dtype = series.dtype
+        rec: dict[str, Any] = {"name": col, "file": name}
+        if str(dtype) == TS_DTYPE:
+            _save(base / f"{name}.npy", series.to_numpy(dtype="datetime64[ns]").view(np.int64))
+            rec["codec"] = "ts"
+        elif isinstance(dtype, pd.CategoricalDtype):
+            _save(base / f"{name}.npy", series.cat.codes.to_numpy())
+            rec["codec"] = "category"
+            rec["categories"] = _object_column(
+                np.asarray(series.cat.categories, dtype=object), base, f"{name}.cat"
+            )
+        elif str(dtype) == "Int64":
+            mask = series.isna().to_numpy()
+            _save(base / f"{name}.npy", series.fillna(0).to_numpy(dtype=np.int64))
+            _save(base / f"{name}.mask.npy", mask)
+            rec["codec"] = "Int64"
+        elif dtype == object or str(dtype) == "str":
+            rec.update(_object_column(series.to_numpy(dtype=object), base, name))
+            rec["str_dtype"] = str(dtype) == "str"
+        elif dtype.kind in "biuf":
+            _save(base / f"{name}.npy", series.to_numpy())
+            rec["codec"] = "npy"
+        else:
+            raise UnsupportedColumn(f"column {col!r} of dtype {dtype}")
+        records.append(rec)
+    return records
+
+
+def _load_object(base: Path, name: str, info: dict[str, Any]) -> np.ndarray:
+    if info["codec"] == "strings":
+        codes = _load(base / f"{name}.codes.npy")
+        table = np.empty(0, dtype=object)
+        strings = orjson.loads((base / f"{name}.strings.json").read_bytes())
+        table = np.empty(len(strings) + 1, dtype=object)
+        table[: len(strings)] = strings
+        table[-1] = None  # code -1: missing
+        return table[codes]
+    values = orjson.loads((base / f"{name}.json").read_bytes())
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    for i in info.get("nan", []):
+        arr[i] = float("nan")
+    return arr
+
+
+def load_frame(
+    records: list[dict[str, Any]], length: int, base: Path, columns: set[str] | None = None
+) -> pd.DataFrame:
+    """Read a frame written by `save_frame`; with `columns`, only those (the others are absent)."""
+    data: dict[str, Any] = {}
+    for rec in records:
+        col, name, codec = rec["name"], rec["file"], rec["codec"]
+        if columns is not None and col not in columns:
+            continue
+        if codec == "ts":
+            ints = _load(base / f"{name}.npy")
+            data[col] = pd.Series(pd.DatetimeIndex(ints.view("datetime64[ns]")).tz_localize("UTC"))
+        elif codec == "category":
+            cats = _load_object(base, f"{name}.cat", rec["categories"])
+            codes = _load(base / f"{name}.npy")
+            data[col] = pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
+        elif codec == "Int64":
+            values = _load(base / f"{name}.npy")
+            mask = _load(base / f"{name}.mask.npy")
+            data[col] = pd.arrays.IntegerArray(values, mask)
+        elif codec == "npy":
+            data[col] = _load(base / f"{name}.npy")
+        else:
+            values = _load_object(base, name, rec)
+            data[col] = pd.Series(values, dtype="str" if rec.get("str_dtype") else object, copy=False)
+    frame = pd.DataFrame(data, index=pd.RangeIndex(length))
+    return frame
