@@ -167,3 +167,45 @@ def test_sigterm_while_simulate_writes_leaves_no_partial_file(tmp_path: Path) ->
     assert proc.returncode == 143, err
     assert err.decode() == "mlobs: terminated\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_reaches_the_parallel_reader_and_leaves_no_worker(tmp_path: Path) -> None:
+    # a file over the parallel threshold: the reader forks a worker for part of it
+    from mlobs_cli.engine import PARALLEL_MIN_BYTES
+
+    log = tmp_path / "big.jsonl"
+    requests = PARALLEL_MIN_BYTES // 1100 + 20_000  # ~1.1 kB of log per simulated request
+    sim = ["simulate", "--requests", str(requests), "--seed", "2", "-o", str(log)]
+    made = subprocess.run(
+        [sys.executable, "-m", "mlobs_cli", *sim], env=_env(), cwd=ROOT, capture_output=True, timeout=120
+    )
+    assert made.returncode == 0 and log.stat().st_size > PARALLEL_MIN_BYTES
+    env = _env() | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlobs_cli", "latency", str(log)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    workers: list[str] = []
+    for _ in range(1200):  # until the worker exists (or the run ended first on a fast machine)
+        workers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        if workers or proc.poll() is not None:
+            break
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is not None:
+        pytest.skip("the run ended before its worker could be interrupted")
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    text = err.decode("utf-8", "replace")
+    assert proc.returncode == 130, text
+    assert text.strip().splitlines()[-1] == "mlobs: interrupted" and "Traceback" not in text
+    for pid in workers:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            continue
+        assert state == "Z" or not state, f"worker {pid} still running"
