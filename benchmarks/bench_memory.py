@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,8 +25,11 @@ ROOT = HERE.parent
 DATA = HERE / "data"
 
 
+_CACHE = tempfile.mkdtemp(prefix="mlobs-bench-cache-")  # a cold cache: no earlier run helps
+
+
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT))
+    return dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=_CACHE)
 
 
 def simulated_log(requests: int) -> Path:
