@@ -31,10 +31,9 @@ def _hex_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
     text = str(value)
-    if text.startswith(("0x", "0X")):
-        text = text[2:]
-    if len(text) in (16, 32) and _HEX.match(text):
-        return text.lower()
+    bare = text[2:] if text.startswith(("0x", "0X")) else text
+    if len(bare) in (16, 32) and _HEX.match(bare):
+        return bare.lower()  # hex, as OTLP/JSON and the console exporter (0x...) write ids
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
