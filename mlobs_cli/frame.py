@@ -551,9 +551,9 @@ def dataset_from_sources(
     """Read every source, parse it, and build the `Dataset` (streaming, chunked; see `engine`).
 
     `keep` limits the event kinds stored (`requests`, `milestones`, `spans`): the others are still
-    read, checked and counted.
+    read, checked and counted. Always a fresh read: the cache is used by the CLI's `load_dataset`.
     """
     from mlobs_cli.engine import Need
     from mlobs_cli.engine import dataset_from_sources as read
 
-    return read(specs, settings, Need(kinds=keep))
+    return read(specs, settings, Need(kinds=keep), use_cache=False)
