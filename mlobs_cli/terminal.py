@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 import sys
 
-# C0 controls (but not tab/newline handled by callers), DEL, C1 controls, and lone surrogates.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_WITH_NL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 controls (but not tab/newline handled by callers), DEL, C1 controls, lone surrogates, and the
+# invisible characters that reorder or hide text (bidi embeddings/overrides/isolates, LRM/RLM/ALM,
+# line/paragraph separators): a value must not make the text around it read differently.
+_INVISIBLE = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\ud800-\\udfff{_INVISIBLE}]")
+_CONTROL_WITH_NL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff{_INVISIBLE}]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -49,5 +52,11 @@ def error_line(message: str, *, keep_newlines: bool = False) -> None:
     One line, unless `keep_newlines` (for messages built to span lines, like an expression with a
     caret under the error): other control characters are escaped either way.
     """
-    sys.stderr.write(f"mlobs: error: {inert_text(message, keep_newlines=keep_newlines)}\n")
+    text = inert_text(message, keep_newlines=keep_newlines)
+    if keep_newlines:
+        # Continuation lines are indented: a value with a newline in it (a file name, say) cannot
+        # forge a line of its own such as "mlobs: nothing skipped".
+        first, *rest = text.split("\n")
+        text = "\n".join([first, *(ln if not ln or ln[0].isspace() else "  " + ln for ln in rest)])
+    sys.stderr.write(f"mlobs: error: {text}\n")
     sys.stderr.flush()

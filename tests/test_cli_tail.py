@@ -222,7 +222,8 @@ def test_sigint_ends_with_a_final_summary(tmp_path):
     proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # the exit-code contract: interrupted, after the summary
+    assert err.endswith(b"mlobs: interrupted\n") and b"Traceback" not in err
     assert b" kind=final " in out.splitlines()[-1]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from mlobs_cli.cli.app import app, quiet_broken_pipe
+from mlobs_cli.cli.app import Terminated, app, finish_stdout, quiet_broken_pipe
 
 # Command modules: importing one registers its command.
 from mlobs_cli.cli import latency_cmd  # noqa: F401,E402  isort: skip
@@ -24,8 +24,15 @@ from mlobs_cli.cli import simulate_cmd  # noqa: F401,E402  isort: skip
 from mlobs_cli.cli import cache_cmd  # noqa: F401,E402  isort: skip
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Entry point of the `mlobs` console script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:
@@ -34,6 +41,13 @@ def main() -> None:
     except BrokenPipeError:
         quiet_broken_pipe()
         sys.exit(0)
+    except SystemExit as done:
+        # Output still buffered is written here: a closed pipe or a full disk must end as quietly
+        # (or as clearly) as the same failure during the command, never as "Exception ignored".
+        failed = finish_stdout()
+        if failed is not None and not done.code:
+            sys.exit(failed)
+        raise
 
 
 __all__ = ["app", "main"]

@@ -7,6 +7,7 @@ quietly, and anything unexpected becomes one clear line and exit 2, never a trac
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -20,6 +21,9 @@ from mlobs_cli.errors import ExitCode, MlobsError
 from mlobs_cli.terminal import error_line
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Write failures of stdout or a report: a clear message and exit 2, not "unexpected failure".
+OUTPUT_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 app = typer.Typer(
     name="mlobs",
@@ -59,6 +63,11 @@ def _root(
     set_enabled(not no_cache)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler (a CI timeout, `kill`): unwinds like Ctrl-C, so temp report
+    files are removed, and exits 143."""
+
+
 def quiet_broken_pipe() -> None:
     """After stdout's reader went away (`| head`): point stdout at /dev/null so exit is silent."""
     try:
@@ -80,22 +89,51 @@ def guarded(fn: F) -> F:
         except MlobsError as exc:
             error_line(str(exc), keep_newlines=True)
             raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Terminated):  # SIGTERM: 128 + 15, as the shell reports it
+                sys.stderr.write("mlobs: terminated\n")
+                raise typer.Exit(128 + 15) from None
             sys.stderr.write("mlobs: interrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             quiet_broken_pipe()
             raise typer.Exit(0) from None
-        except Exception as exc:  # noqa: BLE001 - the last line of defence, by design
-            if os.environ.get("MLOBS_DEBUG"):
-                raise
-            error_line(
-                f"unexpected failure: {type(exc).__name__}: {exc} "
-                "(set MLOBS_DEBUG=1 for a traceback, and please report it)"
-            )
+        except OSError as exc:
+            if exc.errno not in OUTPUT_FULL_ERRNOS:
+                return _unexpected(exc)
+            error_line(f"cannot write the output: {exc.strerror}")
+            quiet_broken_pipe()  # the unwritten rest must not fail again at exit
             raise typer.Exit(int(ExitCode.USAGE)) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, by design
+            return _unexpected(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unexpected(exc: Exception) -> Any:
+    if os.environ.get("MLOBS_DEBUG"):
+        raise exc
+    error_line(
+        f"unexpected failure: {type(exc).__name__}: {exc} "
+        "(set MLOBS_DEBUG=1 for a traceback, and please report it)"
+    )
+    raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def finish_stdout() -> int | None:
+    """Flush stdout before exit; returns an exit code when that fails (pipe closed, disk full)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+        return int(ExitCode.OK)
+    except OSError as exc:
+        quiet_broken_pipe()
+        error_line(f"cannot write the output: {exc.strerror or exc}")
+        return int(ExitCode.USAGE)
+    except (ValueError, AttributeError):  # stdout closed or replaced
+        return None
+    return None
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:

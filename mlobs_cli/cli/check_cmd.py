@@ -184,18 +184,36 @@ def _plan(assert_, require, baseline, baseline_file, max_regression, allow_missi
     return plan
 
 
+def _refuse_overwriting_input(report: Path, inputs: list[str]) -> None:
+    """A report path naming one of the logs being read would replace that log: refuse, exit 2."""
+    from mlobs_cli.errors import UsageError
+
+    for name in inputs:
+        try:
+            same = bool(name) and name != "-" and os.path.samefile(name, report)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(f"--junit {report} is one of the logs being read", "write the report elsewhere")
+
+
 def _run(plan, sources, *, fmt, strict, field, config, junit, started) -> None:
     from mlobs_cli.analysis.checks import evaluate
     from mlobs_cli.cli.common import load_dataset
+    from mlobs_cli.cli.hygiene import tidy_dataset
     from mlobs_cli.render import check as render
     from mlobs_cli.render import ci
     from mlobs_cli.render.machine import markdown_table, write_csv, write_json, write_ndjson
     from mlobs_cli.terminal import warn
 
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    if junit is not None:
+        _refuse_overwriting_input(junit, [*sources, plan.baseline_file or ""])
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     base_data = None
     if plan.baseline_file:
-        base_data = load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
+        base_data = tidy_dataset(
+            load_dataset([plan.baseline_file], fields=field, config=config, strict=strict)
+        )
     report = evaluate(
         plan.rules,
         data.requests,

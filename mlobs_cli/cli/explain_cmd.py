@@ -48,8 +48,11 @@ def explain(
 
     if fmt not in (OutputFormat.table, OutputFormat.json):
         raise UsageError(f"explain supports --format table or json, not {fmt.value}")
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     rid, tid = find_request(data.requests, data.milestones, data.spans, request_id)
+    _note_reused_id(data.requests, rid)
     tl = timeline_for(data.requests, data.milestones, data.spans, rid, tid)
     add_version_context(tl, data.requests, data.milestones, data.spans)
     raw_text = _raw_lines(tl.events) if raw else None
@@ -60,6 +63,18 @@ def explain(
     versions = data.requests["model_version"].astype(object)
     count = int((versions == tl.model_version).sum())
     render_timeline(tl, make_console(), version_requests=count, raw_lines=raw_text)
+
+
+def _note_reused_id(requests, rid: str | None) -> None:
+    """Say on stderr when the id is on several different summaries: the last one is explained."""
+    from mlobs_cli.terminal import warn
+
+    if rid is None or requests.empty:
+        return
+    same = requests[requests["request_id"].astype(object) == rid]
+    if len(same) > 1:
+        places = ", ".join(f"{s}:{n}" for s, n in zip(same["source"], same["line"]))
+        warn(f"note: request id {rid} is on {len(same)} different summaries ({places}): explaining the last")
 
 
 def _raw_lines(events: list[dict]) -> list[tuple[str, int, str | None]]:

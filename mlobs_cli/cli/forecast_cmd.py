@@ -82,7 +82,9 @@ def forecast(
     if not metrics:
         metrics.append(("p99", None))
 
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     requests = timed_requests(data)
     forecasts = []
     for name, rule in metrics:

@@ -153,9 +153,11 @@ def latency(
     keys = group_keys(by)
 
     from mlobs_cli.cli.common import load_dataset, requests_need
+    from mlobs_cli.cli.hygiene import tidy_dataset
 
-    need = requests_need([*keys, *(flt.fields if flt else [])], metric)
-    data = load_dataset(sources, fields=field, config=config, strict=strict, need=need)
+    # request_id too: a summary logged twice is counted once only if its id can be compared
+    need = requests_need([*keys, *(flt.fields if flt else []), "request_id"], metric)
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict, need=need))
     run_and_render(
         data,
         keys=keys,

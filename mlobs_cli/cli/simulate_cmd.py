@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from mlobs_cli.cli.app import command
-from mlobs_cli.errors import InputError, UsageError
+from mlobs_cli.errors import UsageError
 
 _DEFAULT_START = "2026-11-26T10:00:00Z"
 
@@ -155,15 +155,15 @@ def simulate(
             sink.write(chunk)
         sink.flush()
         return
-    try:
-        with open(output, "wb") as raw:
-            if output.name.endswith(".gz"):
-                # mtime=0 and no file name in the header: the same run gives the same bytes.
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as sink:
-                    for chunk in iter_log_chunks(config):
-                        sink.write(chunk)
-            else:
+    from mlobs_cli.outputs import atomic_output
+
+    # All or nothing: a full disk or Ctrl-C leaves no half-written log behind.
+    with atomic_output(output) as raw:
+        if output.name.endswith(".gz"):
+            # mtime=0 and no file name in the header: the same run gives the same bytes.
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as sink:
                 for chunk in iter_log_chunks(config):
-                    raw.write(chunk)
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+                    sink.write(chunk)
+        else:
+            for chunk in iter_log_chunks(config):
+                raw.write(chunk)

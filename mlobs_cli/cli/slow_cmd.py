@@ -102,7 +102,9 @@ def slow(
         from mlobs_cli.analysis.where import parse_where
 
         expr = parse_where(where)
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     requests = select_requests(data.requests, where=expr)
     requests = with_span_attributes(requests, data.spans)
     stages = stage_durations(data.milestones, data.spans, requests)

@@ -78,7 +78,9 @@ def spikes(
         min_delta=0.01 if metric.strip().lower() == "error_rate" else 0.0,
         half_window=window,
     )
-    data = load_dataset(sources, fields=field, config=config, strict=strict)
+    from mlobs_cli.cli.hygiene import tidy_dataset
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     requests = timed_requests(data)
     report = find_spikes(requests, metric=metric, every=every, by_version=by_version, settings=settings)
     for note in report.notes:

@@ -17,6 +17,7 @@ import typer
 
 from mlobs_cli.cli.app import command
 from mlobs_cli.cli.common import ConfigOpt, FieldOpt, PercentilesOpt, WhereOpt
+from mlobs_cli.errors import ExitCode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -223,6 +224,7 @@ def run_tail(
     next_refresh = start + refresh_s
     ctx = view.Context(slow_over_ms=slow_ms, percentiles=shown_qs)
     ended_by_intervals = False
+    interrupted = False
 
     def stop() -> bool:
         return stopping["signal"] or (deadline is not None and time.monotonic() >= deadline)
@@ -300,7 +302,7 @@ def run_tail(
                         break
                     renderer.snapshot(snap, context())
         except KeyboardInterrupt:
-            pass  # Ctrl-C is how a live view is meant to end: on to the final summary
+            interrupted = True  # Ctrl-C is how a live view is meant to end: the final summary, then 130
         finally:
             _install(signal.SIGTERM, old_term)
         if not ended_by_intervals:
@@ -313,6 +315,9 @@ def run_tail(
             server.server_close()
     if parser.skipped.total:
         warn(parser.skipped.summary_line(parser.lines))
+    if interrupted:  # the exit-code contract: interrupted is 130, for every command
+        sys.stderr.write("mlobs: interrupted\n")
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
 
 
 def _install(signum: int, handler: Any) -> Any:

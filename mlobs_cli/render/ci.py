@@ -9,14 +9,13 @@ string is made inert first (control characters shown as `\\xNN`).
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mlobs_cli.analysis.checks import CheckReport, CheckResult
 from mlobs_cli.errors import InputError
+from mlobs_cli.outputs import atomic_output
 from mlobs_cli.render.check import COLUMNS, display_row, summary_line
 from mlobs_cli.render.machine import markdown_table
 from mlobs_cli.terminal import inert_text
@@ -139,30 +138,9 @@ def junit_tree(report: CheckReport, *, elapsed_s: float = 0.0) -> ET.ElementTree
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and a rename: all or nothing."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
+    """Write `data` to `path` all or nothing (see `mlobs_cli.outputs.atomic_output`)."""
+    with atomic_output(path, make_parents=True) as fh:
+        fh.write(data)
 
 
 def write_junit(report: CheckReport, path: Path, *, elapsed_s: float = 0.0) -> None:

@@ -21,6 +21,9 @@ from mlobs_cli.terminal import inert_text
 PIPED_WIDTH = 160  # output going to a file or a pipe: wide enough that tables keep every column
 
 
+MIN_WIDTH = 20  # narrower than this, nothing readable fits: COLUMNS=1 is treated as 20
+
+
 def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console with markup, emoji and auto-highlighting off; honours NO_COLOR and COLUMNS.
 
@@ -28,8 +31,8 @@ def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
     wide instead of rich's 80, so `mlobs slow > report.txt` keeps every column.
     """
     env_width = os.environ.get("COLUMNS")
-    if width is None and env_width and env_width.isdigit():
-        width = int(env_width)
+    if width is None and env_width and env_width.isdigit() and int(env_width) > 0:
+        width = max(MIN_WIDTH, int(env_width))
     if width is None:
         stream = sys.stderr if stderr else sys.stdout
         try:
@@ -38,6 +41,11 @@ def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
             piped = True
         if piped:
             width = PIPED_WIDTH
+        elif env_width is not None:  # COLUMNS=0 or junk: rich would read it too and print nothing
+            try:
+                width = max(MIN_WIDTH, os.get_terminal_size(stream.fileno()).columns)
+            except (OSError, ValueError, AttributeError):
+                width = 80
     return Console(
         stderr=stderr,
         width=width,

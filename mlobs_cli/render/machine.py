@@ -1,6 +1,7 @@
 """Machine formats: JSON, NDJSON, CSV and Markdown from plain rows (lists of flat dicts).
 
-Values keep their exact content (no sanitizing: machine formats are for machines). NaN and missing
+JSON, NDJSON and CSV values keep their exact content (no sanitizing: those formats are for machines);
+Markdown, read by people, shows control characters inert. NaN and missing
 values become `null` (JSON) or an empty cell (CSV/Markdown); timestamps become ISO-8601 UTC with `Z`.
 """
 
@@ -15,6 +16,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+
+from mlobs_cli.terminal import inert_text
 
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z
 
@@ -121,7 +124,10 @@ def write_csv(
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    # Markdown is read by people (often `cat` in a terminal): control characters are made inert
+    # (`\\xNN`), unlike the exact values json/ndjson/csv keep.
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return inert_text(text)
 
 
 def markdown_table(

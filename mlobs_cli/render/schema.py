@@ -65,4 +65,35 @@ def render_schema(report: dict[str, Any], console: Console) -> None:
         parts.append(Text("Skipped: nothing", style="green"))
     if skipped.get("notes"):
         parts.append(Text("Repaired: " + ", ".join(f"{k} {v}" for k, v in skipped["notes"].items())))
+    parts.extend(_oddities(report))
     console.print(Group(*parts))
+
+
+def _oddities(report: dict[str, Any]) -> list[Text]:
+    """Lines on duplicates and clock oddities, when there are any."""
+    out: list[Text] = []
+    dups = report.get("duplicates") or {}
+    if dups.get("true_duplicates") or dups.get("reused_request_ids") or dups.get("duplicate_stage_events"):
+        line = Text("Duplicates: ", style="bold")
+        line.append(
+            f"{fmt_count(dups['true_duplicates'])} summaries repeat an earlier line (counted once), "
+            f"{fmt_count(dups['duplicate_stage_events'])} stage events/spans repeat, "
+            f"{fmt_count(dups['reused_request_ids'])} request ids on different summaries"
+        )
+        examples = dups["examples"]["reused_request_ids"] or dups["examples"]["true_duplicates"]
+        if examples:
+            line.append(" (e.g. ")
+            line.append(cell(", ".join(examples[:3])))
+            line.append(")")
+        out.append(line)
+    clock = report.get("clock") or {}
+    if clock.get("out_of_order") or clock.get("in_the_future"):
+        line = Text("Clock: ", style="bold")
+        line.append(
+            f"{fmt_count(clock['out_of_order'])} summaries earlier than the line before, "
+            f"{fmt_count(clock['clock_jumps'])} jumps back > 1 s "
+            f"(largest {clock['largest_step_back_s']:,.3f} s), "
+            f"{fmt_count(clock['in_the_future'])} in the future"
+        )
+        out.append(line)
+    return out
