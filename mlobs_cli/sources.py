@@ -209,7 +209,10 @@ def open_source(source: Source) -> BinaryIO:
         except OSError as exc:
             raise InputError(f"{source.name}: {exc.strerror or exc}") from None
         head = stream.read(6)
-        stream.seek(0)
+        if stream.seekable():
+            stream.seek(0)
+        else:  # a FIFO or a character device: keep the sniffed bytes in front, as for stdin
+            stream = _PeekStream(head, stream)  # type: ignore[assignment]
         kind = _compression_of_bytes(head)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
