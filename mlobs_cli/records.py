@@ -279,6 +279,7 @@ class RecordParser:
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._groups: list[Group] = []
         self._fast: dict[tuple[str, ...], Group] = {}  # key tuple -> group, for fast-path shapes
+        self._flat_plans: dict[tuple[str, ...], Plan] = {}  # plans of flattened nested objects
         self._spans = _span_columns()
         self._source_order: dict[str, int] = {}
         self._partial: dict[tuple[str, str], tuple[int, bytes]] = {}
@@ -543,12 +544,25 @@ class RecordParser:
                 self._fast[keys] = plan.group
         return plan
 
-    def _make_plan(self, obj: dict[str, Any]) -> Plan:
+    def _flat_plan_for(self, flat: dict[str, Any]) -> Plan:
+        """The plan of a flattened object: objects nested deeper than the flatten limit stay values
+        (one attribute holding the deep remainder), so the event is kept. Never a fast lane: a raw
+        line with these keys may still hold objects to flatten."""
+        keys = tuple(flat)
+        plan = self._flat_plans.get(keys)
+        if plan is None:
+            plan = self._make_plan(flat, flattened=True)
+            self._flat_plans[keys] = plan
+        return plan
+
+    def _make_plan(self, obj: dict[str, Any], flattened: bool = False) -> Plan:
         if otel.is_otlp_traces(obj) or otel.is_otlp_logs(obj) or otel.is_console_span(obj):
             return Plan("other", {}, {}, (), (), "otel", special="otel")
         if "log" in obj and "stream" in obj and isinstance(obj.get("log"), str):
             return Plan("other", {}, {}, (), (), "docker-json-file", special="docker")
-        dict_keys = tuple(k for k, v in obj.items() if isinstance(v, dict) and k not in _CONTAINERS)
+        dict_keys = tuple(
+            k for k, v in obj.items() if isinstance(v, dict) and k not in _CONTAINERS and not flattened
+        )
         best: dict[str, tuple[int, str, str | None]] = {}
         for key in obj:
             hit = canonical_for_key(key)
@@ -603,7 +617,7 @@ class RecordParser:
             return
         if plan.dict_keys:
             obj = _flatten(obj)
-            plan = self._plan_for(obj)
+            plan = self._flat_plan_for(obj)
         if not counted:
             self.stats.formats[plan.style] += 1
         self.stats.events[plan.kind] += 1

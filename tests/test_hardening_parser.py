@@ -119,13 +119,6 @@ def test_deeply_nested_json(tmp_path: Path) -> None:
     assert _run("latency", path, "--strict").exit_code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.py _feed_dict: a request summary holding an object nested deeper than the "
-    "flatten limit (4 levels) is silently dropped: after _flatten the plan still has dict_keys, so "
-    "plan.group is None and the line is neither stored nor counted as skipped. Wanted: kept, with "
-    "the deep remainder as one attribute (or at least a counted skip). Owner: perf (records.py)",
-)
 def test_a_summary_with_a_deep_attribute_is_kept(tmp_path: Path) -> None:
     deep_attr = good(2)[:-1] + b',"ctx":' + b'{"k":' * 300 + b"1" + b"}" * 300 + b"}"
     path = tmp_path / "deep.log"
