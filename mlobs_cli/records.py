@@ -508,6 +508,18 @@ class RecordParser:
 
     def _continue_multiline(self, source: str, line_no: int, raw: bytes, state: list[Any]) -> None:
         start, parts, depth = state
+        if parts[0] == b"{" and raw.startswith(b'{"') and raw.rstrip().endswith(b"}"):
+            # Inside a pretty-printed object every line is a key or a closing brace: a complete
+            # object at column 0 means the `{` above was a stray. Count it, read this line normally.
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            if type(obj) is dict:
+                del self._multi[source]
+                self.skipped.add(BAD_MULTILINE, source, start, count=len(parts))
+                self._feed_dict(obj, source, line_no, None)
+                return
         parts.append(raw)
         depth += _depth_change(raw)
         state[2] = depth

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -76,14 +75,6 @@ def test_arbitrary_bytes_between_good_lines_through_the_cli(junk: list[bytes], t
         assert "mlobs: skipped" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.py: a stray line that is just '{' or '[' starts a multi-line JSON object "
-    "(_start_multiline) that swallows every following line until the braces balance or 100,000 "
-    "lines pass; all good lines after it are lost as bad_multiline_json. Wanted: a continuation "
-    "line that is a complete JSON object on its own (starts with '{\"' at column 0 and parses) ends "
-    "the candidate (counted as bad_multiline_json) and is read normally. Owner: perf (records.py)",
-)
 def test_a_stray_open_brace_does_not_swallow_the_rest_of_the_file(tmp_path: Path) -> None:
     path = tmp_path / "brace.log"
     path.write_bytes(b"\n".join([good(1), b"{", *[good(i) for i in range(2, 50)]]) + b"\n")
