@@ -70,6 +70,7 @@ class Dataset:
     ts_kinds: dict[str, int] = field(default_factory=dict)
     requests_from: str = "summaries"  # summaries | root spans | milestones
     list_keys: list[str] = field(default_factory=list)  # request keys holding lists/objects only
+    notes: list[str] = field(default_factory=list)  # about the input, e.g. folder entries not read
 
 
 # ---- timestamps -----------------------------------------------------------------------------
