@@ -272,12 +272,14 @@ def dataset_from_sources(
     entries for files that have none. Otherwise a file is parsed cold, reading only what `need` asks.
     """
     from mlobs_cli import cache
-    from mlobs_cli.sources import expand_sources
+    from mlobs_cli.sources import expand_sources, take_notes
 
     settings = settings or Settings()
     if build_cache is None:
         build_cache = need.kinds is None and need.fields is None
+    take_notes()
     sources = expand_sources(specs)
+    notes = take_notes()
     partials: list[Partial] = []
     for source in sources:
         found = cache.cached_partials(source, settings, need, build=build_cache) if use_cache else None
@@ -289,6 +291,7 @@ def dataset_from_sources(
     for i, source in enumerate(sources):
         parser._source_order.setdefault(source.name, i)
     data = builder.finish(parser)
+    data.notes = notes
     if need.filters and data.requests_from == "summaries" and data.requests.empty and data.lines:
         # No summary at all: requests come from spans or stage events, which need every line.
         return dataset_from_sources(specs, settings, EVERYTHING, parallel=parallel, use_cache=use_cache)

@@ -70,6 +70,7 @@ class Dataset:
     ts_kinds: dict[str, int] = field(default_factory=dict)
     requests_from: str = "summaries"  # summaries | root spans | milestones
     list_keys: list[str] = field(default_factory=list)  # request keys holding lists/objects only
+    notes: list[str] = field(default_factory=list)  # about the input, e.g. folder entries not read
 
 
 # ---- timestamps -----------------------------------------------------------------------------
@@ -551,9 +552,9 @@ def dataset_from_sources(
     """Read every source, parse it, and build the `Dataset` (streaming, chunked; see `engine`).
 
     `keep` limits the event kinds stored (`requests`, `milestones`, `spans`): the others are still
-    read, checked and counted.
+    read, checked and counted. Always a fresh read: the cache is used by the CLI's `load_dataset`.
     """
     from mlobs_cli.engine import Need
     from mlobs_cli.engine import dataset_from_sources as read
 
-    return read(specs, settings, Need(kinds=keep))
+    return read(specs, settings, Need(kinds=keep), use_cache=False)

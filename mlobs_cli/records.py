@@ -279,6 +279,7 @@ class RecordParser:
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._groups: list[Group] = []
         self._fast: dict[tuple[str, ...], Group] = {}  # key tuple -> group, for fast-path shapes
+        self._flat_plans: dict[tuple[str, ...], Plan] = {}  # plans of flattened nested objects
         self._spans = _span_columns()
         self._source_order: dict[str, int] = {}
         self._partial: dict[tuple[str, str], tuple[int, bytes]] = {}
@@ -507,6 +508,18 @@ class RecordParser:
 
     def _continue_multiline(self, source: str, line_no: int, raw: bytes, state: list[Any]) -> None:
         start, parts, depth = state
+        if parts[0] == b"{" and raw.startswith(b'{"') and raw.rstrip().endswith(b"}"):
+            # Inside a pretty-printed object every line is a key or a closing brace: a complete
+            # object at column 0 means the `{` above was a stray. Count it, read this line normally.
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                obj = None
+            if type(obj) is dict:
+                del self._multi[source]
+                self.skipped.add(BAD_MULTILINE, source, start, count=len(parts))
+                self._feed_dict(obj, source, line_no, None)
+                return
         parts.append(raw)
         depth += _depth_change(raw)
         state[2] = depth
@@ -543,12 +556,25 @@ class RecordParser:
                 self._fast[keys] = plan.group
         return plan
 
-    def _make_plan(self, obj: dict[str, Any]) -> Plan:
+    def _flat_plan_for(self, flat: dict[str, Any]) -> Plan:
+        """The plan of a flattened object: objects nested deeper than the flatten limit stay values
+        (one attribute holding the deep remainder), so the event is kept. Never a fast lane: a raw
+        line with these keys may still hold objects to flatten."""
+        keys = tuple(flat)
+        plan = self._flat_plans.get(keys)
+        if plan is None:
+            plan = self._make_plan(flat, flattened=True)
+            self._flat_plans[keys] = plan
+        return plan
+
+    def _make_plan(self, obj: dict[str, Any], flattened: bool = False) -> Plan:
         if otel.is_otlp_traces(obj) or otel.is_otlp_logs(obj) or otel.is_console_span(obj):
             return Plan("other", {}, {}, (), (), "otel", special="otel")
         if "log" in obj and "stream" in obj and isinstance(obj.get("log"), str):
             return Plan("other", {}, {}, (), (), "docker-json-file", special="docker")
-        dict_keys = tuple(k for k, v in obj.items() if isinstance(v, dict) and k not in _CONTAINERS)
+        dict_keys = tuple(
+            k for k, v in obj.items() if isinstance(v, dict) and k not in _CONTAINERS and not flattened
+        )
         best: dict[str, tuple[int, str, str | None]] = {}
         for key in obj:
             hit = canonical_for_key(key)
@@ -603,7 +629,7 @@ class RecordParser:
             return
         if plan.dict_keys:
             obj = _flatten(obj)
-            plan = self._plan_for(obj)
+            plan = self._flat_plan_for(obj)
         if not counted:
             self.stats.formats[plan.style] += 1
         self.stats.events[plan.kind] += 1

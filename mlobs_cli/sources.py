@@ -89,25 +89,41 @@ def _is_log_like(path: Path) -> bool:
     return _compression_of(path) is not None
 
 
-def _folder_files(folder: Path) -> list[Path]:
+def _folder_files(folder: Path, notes: list[str] | None = None) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             p = Path(root) / name
             try:
-                if p.is_file() and _is_log_like(p):
-                    found.append(p)
+                if p.is_file():
+                    if _is_log_like(p):
+                        found.append(p)
+                elif notes is not None and not name.startswith(".") and _LOG_NAME.search(name):
+                    notes.append(f"{p}: not a regular file (a pipe, socket or device), skipped")
             except OSError:
                 continue
     return found
 
 
+_NOTES: list[str] = []
+
+
+def take_notes() -> list[str]:
+    """Notes from the last `expand_sources` calls (log-named folder entries that are not regular
+    files: FIFOs, sockets), for the caller to show; the list starts empty again."""
+    notes = list(_NOTES)
+    _NOTES.clear()
+    return notes
+
+
 def expand_sources(specs: Iterable[str]) -> list[Source]:
     """Resolve command-line source arguments into an ordered list of `Source`s.
 
-    Raises `InputError` naming the argument when it matches nothing or cannot be read.
+    Raises `InputError` naming the argument when it matches nothing or cannot be read. Folder
+    entries that look like logs but are not regular files are left out and named in `take_notes()`.
     """
+    notes = _NOTES
     out: list[Source] = []
     seen: set[str] = set()
     specs = list(specs)
@@ -124,7 +140,7 @@ def expand_sources(specs: Iterable[str]) -> list[Source]:
             matches = [Path(p) for p in glob.glob(spec, recursive=True)]
             files: list[Path] = []
             for m in matches:
-                files.extend(_folder_files(m) if m.is_dir() else [m])
+                files.extend(_folder_files(m, notes) if m.is_dir() else [m])
             if not files:
                 raise InputError(f"{spec}: no file matches this pattern")
             paths = order_rotated(files)
@@ -138,7 +154,7 @@ def expand_sources(specs: Iterable[str]) -> list[Source]:
             except OSError as exc:
                 raise InputError(f"{spec}: {exc.strerror or exc}") from None
             if stat.S_ISDIR(st.st_mode):
-                paths = order_rotated(_folder_files(path))
+                paths = order_rotated(_folder_files(path, notes))
                 if not paths:
                     raise InputError(f"{spec}: folder holds no log files")
             else:
@@ -209,7 +225,10 @@ def open_source(source: Source) -> BinaryIO:
         except OSError as exc:
             raise InputError(f"{source.name}: {exc.strerror or exc}") from None
         head = stream.read(6)
-        stream.seek(0)
+        if stream.seekable():
+            stream.seek(0)
+        else:  # a FIFO or a character device: keep the sniffed bytes in front, as for stdin
+            stream = _PeekStream(head, stream)  # type: ignore[assignment]
         kind = _compression_of_bytes(head)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]

@@ -24,6 +24,9 @@ _ERROR_LEVELS = frozenset({"error", "err", "critical", "fatal", "crit", "alert",
 _ERROR_WORDS = frozenset({"error", "err", "fail", "failed", "failure", "exception", "timeout"})
 _OK_WORDS = frozenset({"ok", "success", "succeeded", "done", "completed"})
 _NUMBER_TYPES = frozenset({int, float})
+# Above this a duration is garbage that would overflow sums and means (1e308 ms): skipped as
+# bad_latency. Far above any real duration, so huge-but-summable values (1e30) are still shown as is.
+MAX_DURATION_MS = 1e200
 
 
 def _one_duration(value: Any, unit: str | None) -> tuple[float, bool, str | None]:
@@ -43,9 +46,10 @@ def _one_duration(value: Any, unit: str | None) -> tuple[float, bool, str | None
         return np.nan, False, BAD_LATENCY
     if value < 0:
         return np.nan, False, NEGATIVE_LATENCY
-    if unit is None:
-        return value, True, None
-    return value * UNIT_FACTORS_MS[unit], False, None
+    if unit is None:  # read as ms or s later: bounded in either
+        return (value, True, None) if value <= MAX_DURATION_MS else (np.nan, False, BAD_LATENCY)
+    ms = value * UNIT_FACTORS_MS[unit]
+    return (ms, False, None) if ms <= MAX_DURATION_MS else (np.nan, False, BAD_LATENCY)
 
 
 def durations_ms(
@@ -59,10 +63,10 @@ def durations_ms(
     n = len(values)
     if set(map(type, values)) <= _NUMBER_TYPES:
         arr = np.asarray(values, dtype=np.float64)
-        bad = ~np.isfinite(arr) | (arr < 0)
+        ms = arr if unit is None else arr * UNIT_FACTORS_MS[unit]
+        bad = ~np.isfinite(arr) | (arr < 0) | (ms > MAX_DURATION_MS)
         if not bad.any():
-            guess = np.full(n, unit is None, dtype=bool)
-            return (arr if unit is None else arr * UNIT_FACTORS_MS[unit]), guess, None
+            return ms, np.full(n, unit is None, dtype=bool), None
     out = np.empty(n, dtype=np.float64)
     guess = np.zeros(n, dtype=bool)
     reasons: list[str | None] = [None] * n

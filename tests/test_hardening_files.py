@@ -219,12 +219,6 @@ def test_a_fifo_inside_a_folder_is_skipped_not_waited_on(tmp_path: Path) -> None
     assert json.loads(p.stdout)["rows"][0]["requests"] == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources.py _folder_files skips FIFOs, sockets and devices silently; wanted: a note on "
-    "stderr naming each skipped path (e.g. 'mlobs: note: logs/pipe.log: not a regular file, "
-    "skipped'). Owner: perf (sources.py)",
-)
 def test_a_fifo_inside_a_folder_is_named_in_a_note(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
@@ -234,13 +228,6 @@ def test_a_fifo_inside_a_folder_is_named_in_a_note(tmp_path: Path) -> None:
     assert "pipe.log" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources.py open_source sniffs compression with stream.read(6) then stream.seek(0), "
-    "which fails on a FIFO (io.UnsupportedOperation: not seekable) -> 'unexpected failure', exit 2. "
-    "Wanted: a non-seekable file is read through _PeekStream as stdin already is. Owner: perf "
-    "(sources.py)",
-)
 def test_a_fifo_named_on_the_command_line_is_streamed(tmp_path: Path) -> None:
     fifo = tmp_path / "live.log"
     os.mkfifo(fifo)

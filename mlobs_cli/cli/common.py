@@ -118,6 +118,8 @@ def load_dataset(
     if strict:
         need = replace(need, prefilter=False)
     data = dataset_from_sources(sources, settings, need, use_cache=cachedir.is_enabled())
+    for note in data.notes:
+        warn(f"note: {note}")
     if data.skipped.total and not quiet:
         warn(data.skipped.summary_line(data.lines))
     if strict and data.skipped.total:
