@@ -41,18 +41,7 @@ from mlobs_cli.values import (
 
 UNKNOWN_VERSION = "unknown"
 TS_DTYPE = "datetime64[ns, UTC]"
-REQUEST_BASE_COLUMNS = (
-    "ts",
-    "request_id",
-    "trace_id",
-    "model_version",
-    "latency_ms",
-    "inference_ms",
-    "status",
-    "error",
-    "source",
-    "line",
-)
+REQUEST_BASE_COLUMNS = (*(f for f in REQUEST_FIELDS if f != "level"), "source", "line")
 
 
 @dataclass

@@ -266,36 +266,16 @@ def iter_line_blocks(
     The last line of the stream is yielded even without a newline. A corrupt or truncated compressed
     stream raises `TruncatedInputError` after every complete line before the damage was yielded.
     """
-    pending = b""
-    skipping = False  # inside an over-long line: drop bytes until its newline
-    while True:
-        block = _read_block(stream, block_bytes)
-        if not block:
-            break
-        if skipping:
-            nl = block.find(b"\n")
-            if nl < 0:
-                continue
-            block = block[nl + 1 :]
-            skipping = False
+    for raw in iter_raw_blocks(stream, max_line_bytes=max_line_bytes, block_bytes=block_bytes):
+        if raw is None:
             yield [None]
-        if pending:
-            block = pending + block
-            pending = b""
-        lines: list[bytes | None] = block.split(b"\n")
-        tail = lines.pop()
-        if len(tail) > max_line_bytes:
-            skipping = True
-            tail = b""
-        pending = tail  # type: ignore[assignment]
+            continue
+        lines: list[bytes | None] = raw.split(b"\n")
+        if raw.endswith(b"\n"):
+            lines.pop()  # the empty piece after the final newline
         if _has_long_line(lines, max_line_bytes):
             lines = [None if ln is not None and len(ln) > max_line_bytes else ln for ln in lines]
-        if lines:
-            yield lines
-    if skipping:
-        yield [None]
-    elif pending:
-        yield [pending]
+        yield lines
 
 
 def iter_raw_blocks(

@@ -5,20 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlobs_cli.frame import UNKNOWN_VERSION, Dataset
+from mlobs_cli.records import REQUEST_FIELDS
 from mlobs_cli.schema import CANONICAL_FIELDS
 
-# Fields measured on request summaries; the rest (event, stage, span ids) on all events.
-REQUEST_FIELDS = (
-    "ts",
-    "request_id",
-    "trace_id",
-    "model_version",
-    "latency_ms",
-    "inference_ms",
-    "status",
-    "error",
-    "level",
-)
+# Fields measured on request summaries (REQUEST_FIELDS); the rest (event, stage, span ids) on all events.
 
 
 def event_counts(data: Dataset) -> dict[str, int]:

@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mlobs_cli.records import REQUEST_FIELDS
+
 # Columns that identify a logged summary; source and line say only where it was read.
-REQUEST_KEYS = (
-    "ts",
-    "request_id",
-    "trace_id",
-    "model_version",
-    "latency_ms",
-    "inference_ms",
-    "status",
-    "error",
-)
+REQUEST_KEYS = tuple(f for f in REQUEST_FIELDS if f != "level")
 MILESTONE_KEYS = ("ts", "request_id", "trace_id", "event", "model_version")
 SPAN_KEYS = ("trace_id", "span_id", "request_id", "name", "kind", "start", "end", "duration_ms")
 MAX_EXAMPLES = 5
