@@ -65,26 +65,25 @@ def cell(value: Any, *, style: str | None = None, max_len: int | None = 120) -> 
     return Text(inert_text(value, max_len=max_len), style=style or "")
 
 
-def fmt_ms(value: Any, digits: int = 1) -> str:
-    """Milliseconds with a unit: `12.3 ms`; `—` for missing."""
+def _finite(value: Any) -> float | None:
+    """`value` as a float, or None when it is missing, not a number, or NaN."""
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return "—"
-    if math.isnan(v):
-        return "—"
-    return f"{v:,.{digits}f} ms"
+        return None
+    return None if math.isnan(v) else v
+
+
+def fmt_ms(value: Any, digits: int = 1) -> str:
+    """Milliseconds with a unit: `12.3 ms`; `—` for missing."""
+    v = _finite(value)
+    return "—" if v is None else f"{v:,.{digits}f} ms"
 
 
 def fmt_pct(value: Any, digits: int = 2) -> str:
-    """A fraction as a percentage: 0.0123 -> `1.23%`."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(v):
-        return "—"
-    return f"{v * 100:.{digits}f}%"
+    """A fraction as a percentage: 0.0123 -> `1.23%`; `—` for missing."""
+    v = _finite(value)
+    return "—" if v is None else f"{v * 100:.{digits}f}%"
 
 
 def fmt_count(value: Any) -> str:
