@@ -1,15 +1,18 @@
 """Command-line wiring: options -> pipeline -> renderer -> exit code. No parsing or maths here.
 
-Each command lives in its own module and registers itself on `app` with `@command()`; importing them
-here is all it takes to add one. Command modules import pandas and the analysis modules lazily, inside
-the command function, so `mlobs --help` stays fast.
+Each command lives in its own module and registers itself on `app` with `@command(name)` (its one-line
+help comes from `mlobs_cli.overview.COMMANDS`); importing them here is all it takes to add one. Command
+modules import pandas and the analysis modules lazily, inside the command function. The console script
+(`mlobs_cli.entry`) answers `--version` and the top-level help without importing this package.
 """
 
 from __future__ import annotations
 
 import sys
 
-from mlobs_cli.cli.app import Terminated, app, finish_stdout, quiet_broken_pipe
+from mlobs_cli.cli.app import OUTPUT_FULL_ERRNOS, Terminated, app
+from mlobs_cli.entry import finish_stdout, quiet_broken_pipe
+from mlobs_cli.terminal import error_line
 
 # Command modules: importing one registers its command.
 from mlobs_cli.cli import latency_cmd  # noqa: F401,E402  isort: skip
@@ -29,7 +32,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """Entry point of the `mlobs` console script."""
+    """Run the typer app on `sys.argv` (the `mlobs` script calls this after `entry.main`'s fast path)."""
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -41,6 +44,12 @@ def main() -> None:
     except BrokenPipeError:
         quiet_broken_pipe()
         sys.exit(0)
+    except OSError as exc:  # stdout failed outside a command: `mlobs --version extra > /dev/full`
+        if exc.errno not in OUTPUT_FULL_ERRNOS:
+            raise
+        quiet_broken_pipe()
+        error_line(f"cannot write the output: {exc.strerror}")
+        sys.exit(2)
     except SystemExit as done:
         # Output still buffered is written here: a closed pipe or a full disk must end as quietly
         # (or as clearly) as the same failure during the command, never as "Exception ignored".

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
-from mlobs_cli import __version__
+from mlobs_cli.entry import quiet_broken_pipe
 from mlobs_cli.errors import ExitCode, MlobsError
+from mlobs_cli.overview import APP_HELP, COMMANDS, OPTIONS, render_overview, version_line
 from mlobs_cli.terminal import error_line
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,9 +27,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Write failures of stdout or a report: a clear message and exit 2, not "unexpected failure".
 OUTPUT_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
+_OPTION_HELP = dict(OPTIONS)
+
+
+class MlobsGroup(TyperGroup):
+    """The top-level group: prints the same plain help as the entry point's fast path (overview.py)."""
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        formatter.write(render_overview(ctx.command_path))
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        # Bare `mlobs`: help on stdout and exit 2, as typer prints its own rich help (which it does
+        # while building the error, so a plain format_help would otherwise print nothing).
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(int(ExitCode.USAGE))
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
     name="mlobs",
-    help="Latency percentiles, request timelines and CI checks from the JSON logs of model-serving services.",
+    cls=MlobsGroup,
+    help=APP_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -38,7 +59,7 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"mlobs {__version__}")
+        typer.echo(version_line())
         raise typer.Exit(0)
 
 
@@ -47,14 +68,14 @@ def _root(
     version: bool = typer.Option(
         False,
         "--version",
-        help="Print the version and exit.",
+        help=_OPTION_HELP["--version"],
         callback=_version_callback,
         is_eager=True,
     ),
     no_cache: bool = typer.Option(
         False,
         "--no-cache",
-        help="Parse the logs afresh: neither read nor update the cache (see `mlobs cache`).",
+        help=_OPTION_HELP["--no-cache"],
     ),
 ) -> None:
     """mlobs: how fast is each model version, is it getting worse, and why was this request slow?"""
@@ -66,15 +87,6 @@ def _root(
 class Terminated(KeyboardInterrupt):
     """Raised by the SIGTERM handler (a CI timeout, `kill`): unwinds like Ctrl-C, so temp report
     files are removed, and exits 143."""
-
-
-def quiet_broken_pipe() -> None:
-    """After stdout's reader went away (`| head`): point stdout at /dev/null so exit is silent."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def guarded(fn: F) -> F:
@@ -120,27 +132,16 @@ def _unexpected(exc: Exception) -> Any:
     raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
-def finish_stdout() -> int | None:
-    """Flush stdout before exit; returns an exit code when that fails (pipe closed, disk full)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        quiet_broken_pipe()
-        return int(ExitCode.OK)
-    except OSError as exc:
-        quiet_broken_pipe()
-        error_line(f"cannot write the output: {exc.strerror or exc}")
-        return int(ExitCode.USAGE)
-    except (ValueError, AttributeError):  # stdout closed or replaced
-        return None
-    return None
+def command(name: str, **kwargs: Any) -> Callable[[F], F]:
+    """Register a function as the mlobs command `name`, guarded by the exit-code contract.
 
-
-def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """Register a function as an mlobs command, guarded by the exit-code contract."""
+    Its one-line help comes from `overview.COMMANDS`, the table `mlobs --help` lists.
+    """
+    if name not in COMMANDS:
+        raise LookupError(f"command {name!r} is missing from the COMMANDS table in mlobs_cli/overview.py")
 
     def decorator(fn: F) -> F:
-        app.command(*args, **kwargs)(guarded(fn))
+        app.command(name, short_help=COMMANDS[name], **kwargs)(guarded(fn))
         return fn
 
     return decorator

@@ -24,10 +24,7 @@ OptPath = Optional[Path]  # noqa: UP045
 OptBool = Optional[bool]  # noqa: UP045
 
 
-@command(
-    "check",
-    short_help="CI gate: thresholds, coverage and regressions per model version; exit 1 on failure.",
-)
+@command("check")
 def check(
     sources: SourcesArg,
     assert_: Annotated[

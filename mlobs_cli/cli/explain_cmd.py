@@ -24,10 +24,7 @@ RequestIdArg = Annotated[
 RawOpt = Annotated[bool, typer.Option("--raw", help="Also print the request's raw log lines (sanitized).")]
 
 
-@command(
-    "explain",
-    short_help="Where one request's time went: a waterfall of its stages against its version's medians.",
-)
+@command("explain")
 def explain(
     request_id: RequestIdArg,
     sources: SourcesArg,

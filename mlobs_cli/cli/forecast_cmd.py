@@ -10,10 +10,7 @@ from mlobs_cli.cli.app import command
 from mlobs_cli.cli.common import ConfigOpt, FieldOpt, FormatOpt, OutputFormat, SourcesArg, StrictOpt
 
 
-@command(
-    "forecast",
-    short_help="Project each version's latency or error-rate trend and the time to an SLO breach.",
-)
+@command("forecast")
 def forecast(
     sources: SourcesArg,
     metric: Annotated[

@@ -56,10 +56,7 @@ def group_keys(by: list[str] | None) -> list[str]:
     return keys
 
 
-@command(
-    "latency",
-    short_help="Exact latency percentiles, request rates and error rates per model version.",
-)
+@command("latency")
 def latency(
     sources: SourcesArg,
     by_version: Annotated[

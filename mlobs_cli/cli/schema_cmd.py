@@ -14,10 +14,7 @@ from mlobs_cli.cli.common import (
 )
 
 
-@command(
-    "schema",
-    short_help="What mlobs understood of the logs: formats, field mapping, units, coverage, skips.",
-)
+@command("schema")
 def schema(
     sources: SourcesArg,
     fmt: FormatOpt = OutputFormat.table,

@@ -17,10 +17,7 @@ _DEFAULT_START = "2026-11-26T10:00:00Z"
 Repeatable = Optional[list[str]]  # noqa: UP045 - typer needs Optional on Python 3.10
 
 
-@command(
-    "simulate",
-    short_help="Write realistic JSON-lines logs of the seed /predict service (deterministic with --seed).",
-)
+@command("simulate")
 def simulate(
     requests: Annotated[
         int, typer.Option("--requests", "-n", min=0, help="Number of requests to simulate.")

@@ -65,10 +65,7 @@ def parse_percentile(text: str) -> float:
     return q
 
 
-@command(
-    "slow",
-    short_help="The slowest requests, and what is different about them (stages, field values).",
-)
+@command("slow")
 def slow(
     sources: SourcesArg,
     top: TopOpt = 20,

@@ -25,10 +25,7 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-@command(
-    "spikes",
-    short_help="Latency, error or traffic spikes per model version, with the requests inside them.",
-)
+@command("spikes")
 def spikes(
     sources: SourcesArg,
     every: Annotated[str, typer.Option("--every", help="Bucket width: 10s, 30s, 1m.")] = "30s",

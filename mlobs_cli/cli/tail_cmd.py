@@ -71,10 +71,7 @@ class _Requests:
         return req.iloc[:0]
 
 
-@command(
-    "tail",
-    short_help="Follow live logs: rolling per-version latency, rates, errors, alerts, Prometheus metrics.",
-)
+@command("tail")
 def tail(
     sources: Annotated[
         list[str],
