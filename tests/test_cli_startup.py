@@ -17,14 +17,14 @@ import typer.main
 from typer.testing import CliRunner
 
 from mlobs_cli import __version__
-from mlobs_cli.cli import app
+from mlobs_cli.cli import app, app_for
 from mlobs_cli.entry import fast_answer
 from mlobs_cli.overview import COMMANDS, OPTIONS, render_overview
 
 PROBE = r"""
 import sys
 from typer.testing import CliRunner
-from mlobs_cli.cli import app
+from mlobs_cli.cli import app, app_for
 result = CliRunner().invoke(app, sys.argv[1:])
 assert result.exit_code == 0, result.output
 heavy = sorted(m for m in ("pandas", "numpy", "orjson", "prometheus_client") if m in sys.modules)
@@ -207,6 +207,47 @@ def test_closed_pipe_ends_quietly(argv):
         os.close(write_end)
     assert out.stderr == ""
     assert out.returncode == (0 if argv else 2)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["latency", "--help"],
+        ["--no-cache", "latency"],
+        ["latency", "--bogus"],
+        ["--no-cache", "schema", "--help"],
+        ["slow", "--version"],
+        ["cache", "info", "--format", "json"],
+        ["--help", "latency"],  # the top-level help is the overview, whatever is registered
+    ],
+    ids=" ".join,
+)
+def test_running_only_the_named_command_changes_nothing(argv):
+    name = next(a for a in argv if not a.startswith("-"))
+    lean = app_for(argv)
+    assert [c.name for c in lean.registered_commands] == [name]
+    assert [c.name for c in app.registered_commands] == list(COMMANDS)  # the app itself is untouched
+    full, part = _typer_output(argv), CliRunner().invoke(lean, argv, prog_name="mlobs")
+    assert (part.exit_code, part.stdout, part.stderr) == (full.exit_code, full.stdout, full.stderr)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--no-cache"], ["latenc"], ["-x", "latency"]])
+def test_command_lines_without_a_known_command_get_the_full_app(argv):
+    assert app_for(argv) is app
+
+
+def test_top_level_options_are_flags():
+    """app_for takes the first word that is not a top-level option as the command: no option takes a value."""
+    group = typer.main.get_command(app)
+    assert all(p.is_flag for p in group.params if p.name != "help")
+
+
+def test_a_command_run_through_the_entry_point_matches_the_app():
+    sample = ROOT / "sample_logs" / "predict-service.jsonl"
+    argv = ["--no-cache", "latency", str(sample), "--format", "json"]
+    out = _run(["-m", "mlobs_cli", *argv])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(_typer_output(argv).stdout)
 
 
 def test_every_command_has_help_text():

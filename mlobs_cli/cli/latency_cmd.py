@@ -189,7 +189,6 @@ def run_and_render(
     plot: bool,
 ) -> None:
     """Select, compute and print; exit 1 when nothing matched."""
-    from mlobs_cli.analysis.baseline import compare_to_baseline
     from mlobs_cli.analysis.latency import latency_table, stage_metric
     from mlobs_cli.analysis.selection import select_requests
     from mlobs_cli.terminal import warn
@@ -211,6 +210,8 @@ def run_and_render(
                 f"baseline version {baseline!r} has no requests here",
                 "versions: " + (", ".join(versions) if versions else "none"),
             )
+        from mlobs_cli.analysis.baseline import compare_to_baseline
+
         table = compare_to_baseline(table, baseline, percentiles=qs, regression=threshold)
     render(
         table,
