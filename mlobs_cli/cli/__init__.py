@@ -15,6 +15,7 @@ import typer
 
 from mlobs_cli.cli.app import OUTPUT_FULL_ERRNOS, Terminated, app
 from mlobs_cli.entry import finish_stdout, quiet_broken_pipe
+from mlobs_cli.errors import ExitCode
 from mlobs_cli.overview import COMMANDS, OPTIONS
 from mlobs_cli.terminal import error_line
 
@@ -73,7 +74,7 @@ def main() -> None:
             raise
         quiet_broken_pipe()
         error_line(f"cannot write the output: {exc.strerror}")
-        sys.exit(2)
+        sys.exit(int(ExitCode.USAGE))
     except SystemExit as done:
         # Output still buffered is written here: a closed pipe or a full disk must end as quietly
         # (or as clearly) as the same failure during the command, never as "Exception ignored".

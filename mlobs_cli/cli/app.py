@@ -1,6 +1,6 @@
 """The typer application and the `command` decorator that maps errors to exit codes.
 
-Every command is registered with `@command()` from this module: it wraps the function so that a
+Every command is registered with `@command(name)` from this module: it wraps the function so that a
 `MlobsError` becomes one line on stderr and its exit code, Ctrl-C becomes exit 130, a closed pipe ends
 quietly, and anything unexpected becomes one clear line and exit 2, never a traceback.
 """
