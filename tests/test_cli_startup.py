@@ -250,6 +250,16 @@ def test_a_command_run_through_the_entry_point_matches_the_app():
     assert json.loads(out.stdout) == json.loads(_typer_output(argv).stdout)
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv", "ndjson", "markdown"])
+def test_machine_formats_of_latency_load_no_rich(fmt):
+    sample = ROOT / "sample_logs" / "predict-service.jsonl"
+    out = _run(["-c", ENTRY_PROBE, "--no-cache", "latency", str(sample), "--format", fmt])
+    report = json.loads(out.stderr[out.stderr.rindex("{") :])
+    assert report["code"] == 0, out.stderr
+    assert "pandas" in report["loaded"] and "rich" not in report["loaded"]
+    assert out.stdout.strip()
+
+
 def test_every_command_has_help_text():
     for command in app.registered_commands:
         assert command.short_help or (command.callback and command.callback.__doc__), command.name

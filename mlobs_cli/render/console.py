@@ -10,13 +10,14 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from mlobs_cli.terminal import inert_text
+
+if TYPE_CHECKING:  # rich is imported where it is used: machine formats (json, csv) never load it
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 PIPED_WIDTH = 160  # output going to a file or a pipe: wide enough that tables keep every column
 
@@ -46,6 +47,8 @@ def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
                 width = max(MIN_WIDTH, os.get_terminal_size(stream.fileno()).columns)
             except (OSError, ValueError, AttributeError):
                 width = 80
+    from rich.console import Console
+
     return Console(
         stderr=stderr,
         width=width,
@@ -58,6 +61,8 @@ def make_console(*, stderr: bool = False, width: int | None = None) -> Console:
 
 def cell(value: Any, *, style: str | None = None, max_len: int | None = 120) -> Text:
     """An inert rich Text for an untrusted value (log content, file names, user input)."""
+    from rich.text import Text
+
     if value is None:
         return Text("—", style="dim")
     if isinstance(value, float) and math.isnan(value):
@@ -102,6 +107,9 @@ def simple_table(
     numeric: Sequence[int] = (),
 ) -> Table:
     """A table whose cells are made inert with `cell()` unless they already are `Text`."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left", header_style="bold", expand=False)
     for i, h in enumerate(headers):
         table.add_column(h, justify="right" if i in numeric else "left", no_wrap=i in numeric)

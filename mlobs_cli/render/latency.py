@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from rich import box
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 
 from mlobs_cli.analysis.latency import (
     BUCKET,
@@ -26,6 +22,10 @@ from mlobs_cli.analysis.latency import (
 )
 from mlobs_cli.render.console import cell, fmt_count, fmt_pct
 from mlobs_cli.render.machine import markdown_table, plain_value
+
+if TYPE_CHECKING:  # rich is imported by the table functions only: json/csv/markdown never load it
+    from rich.console import Group
+    from rich.text import Text
 
 VERSION = "model_version"
 
@@ -103,6 +103,8 @@ def _fmt_change(value: Any, *, points: bool = False) -> str:
 
 
 def _change_text(value: Any, col: str, regressed: bool, regression: float) -> Text:
+    from rich.text import Text
+
     text = _fmt_change(value, points=col == "error_rate")
     if not text:
         return Text("")
@@ -139,6 +141,11 @@ def latency_renderable(
     Compact enough for 80 columns: latencies in ms (said once, in the title), no vertical rules;
     with a baseline each changed cell gets a second line with the change, red when it regressed.
     """
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     keys = key_columns(table)
     pcols = [percentile_key(q) for q in percentiles]
     flags = low_sample(table, percentiles)
