@@ -219,6 +219,7 @@ def test_closed_pipe_ends_quietly(argv):
         ["slow", "--version"],
         ["cache", "info", "--format", "json"],
         ["--help", "latency"],  # the top-level help is the overview, whatever is registered
+        *[[c, "--help"] for c in COMMAND_NAMES],
     ],
     ids=" ".join,
 )
