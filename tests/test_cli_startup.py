@@ -24,7 +24,7 @@ from mlobs_cli.overview import COMMANDS, OPTIONS, render_overview
 PROBE = r"""
 import sys
 from typer.testing import CliRunner
-from mlobs_cli.cli import app, app_for
+from mlobs_cli.cli import app
 result = CliRunner().invoke(app, sys.argv[1:])
 assert result.exit_code == 0, result.output
 heavy = sorted(m for m in ("pandas", "numpy", "orjson", "prometheus_client") if m in sys.modules)
