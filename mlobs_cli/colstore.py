@@ -96,7 +96,6 @@ def save_frame(frame: pd.DataFrame, base: Path, prefix: str) -> list[dict[str, A
 def _load_object(base: Path, name: str, info: dict[str, Any]) -> np.ndarray:
     if info["codec"] == "strings":
         codes = _load(base / f"{name}.codes.npy")
-        table = np.empty(0, dtype=object)
         strings = orjson.loads((base / f"{name}.strings.json").read_bytes())
         table = np.empty(len(strings) + 1, dtype=object)
         table[: len(strings)] = strings
@@ -110,14 +109,32 @@ def _load_object(base: Path, name: str, info: dict[str, Any]) -> np.ndarray:
     return arr
 
 
+def _strings_category(base: Path, name: str) -> pd.Categorical:
+    """A text column as a categorical straight from its stored codes and string table."""
+    codes = _load(base / f"{name}.codes.npy")
+    strings = orjson.loads((base / f"{name}.strings.json").read_bytes())
+    categories = pd.Index(strings, dtype=object)
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False))
+
+
 def load_frame(
-    records: list[dict[str, Any]], length: int, base: Path, columns: set[str] | None = None
+    records: list[dict[str, Any]],
+    length: int,
+    base: Path,
+    columns: set[str] | None = None,
+    as_category: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
-    """Read a frame written by `save_frame`; with `columns`, only those (the others are absent)."""
+    """Read a frame written by `save_frame`; with `columns`, only those (the others are absent).
+
+    Text columns named in `as_category` come back categorical (built from the stored codes, with
+    the categories in stored order), for callers that make them categorical anyway."""
     data: dict[str, Any] = {}
     for rec in records:
         col, name, codec = rec["name"], rec["file"], rec["codec"]
         if columns is not None and col not in columns:
+            continue
+        if codec == "strings" and col in as_category and not rec.get("str_dtype"):
+            data[col] = _strings_category(base, name)
             continue
         if codec == "ts":
             ints = _load(base / f"{name}.npy")

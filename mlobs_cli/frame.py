@@ -131,8 +131,34 @@ def utc_times(values: list[Any], kinds: dict[str, int] | None = None) -> tuple[p
 
 # ---- frames from one batch ------------------------------------------------------------------
 def _version_category(values: Iterable[Any]) -> pd.Categorical:
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        return _recode_sorted(pd.Categorical(values), UNKNOWN_VERSION, object)
     series = pd.Series(values, dtype=object).fillna(UNKNOWN_VERSION)
     return pd.Categorical(series)
+
+
+def _source_category(values: pd.Series) -> pd.Series:
+    """`values.astype("category")`, fast when `values` is already categorical (from the cache)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = _recode_sorted(pd.Categorical(values), None, "str")
+        return pd.Series(cat, index=values.index, name=values.name)
+    return values.astype("category")
+
+
+def _recode_sorted(cat: pd.Categorical, fill: str | None, dtype: Any) -> pd.Categorical:
+    """The categorical that `pd.Categorical` would make of `cat`'s values (missing -> `fill`):
+    only the categories in use, sorted. Works on the codes: no hashing of every row."""
+    codes = cat.codes
+    labels = np.empty(len(cat.categories) + 1, dtype=object)
+    labels[:-1] = np.asarray(cat.categories, dtype=object)
+    labels[-1] = fill  # code -1 (missing) indexes the last label
+    used = np.bincount(codes.astype(np.intp) + 1, minlength=len(labels)) > 0  # [missing, *categories]
+    used = np.roll(used, -1)  # -> [*categories, missing], the order of `labels`
+    kept = sorted({v for v in labels[used] if v is not None})
+    position = {v: i for i, v in enumerate(kept)}
+    remap = np.array([position.get(v, -1) if v is not None else -1 for v in labels], dtype=np.int64)
+    categories = pd.Index(kept, dtype=dtype)
+    return pd.Categorical.from_codes(remap[codes], dtype=pd.CategoricalDtype(categories, ordered=False))
 
 
 def _group_columns(group: Group) -> dict[str, list[Any]]:
@@ -305,7 +331,7 @@ def _resolve_unit_guesses(requests: pd.DataFrame, guesses: dict[str, dict[str, s
 
 def _finish_requests(frame: pd.DataFrame) -> pd.DataFrame:
     frame["model_version"] = _version_category(frame["model_version"])
-    frame["source"] = frame["source"].astype("category")
+    frame["source"] = _source_category(frame["source"])
     base = [c for c in REQUEST_BASE_COLUMNS + ("level",) if c in frame.columns]
     rest = [c for c in frame.columns if c not in base]
     return frame[base + rest]
@@ -424,6 +450,7 @@ def _fill_versions(data: Dataset) -> None:
     if not ms.empty:
         missing = ms["model_version"].isna()
         if missing.any():  # the lookup costs a hash of every request id: only when needed
+            ms["model_version"] = ms["model_version"].astype(object)  # categorical from the cache
             by_rid = req.dropna(subset=["request_id"]).drop_duplicates("request_id")
             lookup = pd.Series(by_rid["model_version"].astype(object).to_numpy(), index=by_rid["request_id"])
             ms.loc[missing, "model_version"] = ms.loc[missing, "request_id"].map(lookup)
@@ -435,12 +462,13 @@ def _fill_versions(data: Dataset) -> None:
     if not sp.empty:
         missing = sp["model_version"].isna()
         if missing.any():
+            sp["model_version"] = sp["model_version"].astype(object)  # categorical from the cache
             per_trace = sp.groupby("trace_id")["model_version"].transform("first")
             sp.loc[missing, "model_version"] = per_trace[missing]
     data.milestones["model_version"] = _version_category(ms["model_version"])
     data.spans["model_version"] = _version_category(sp["model_version"])
     for frame in (data.milestones, data.spans):
-        frame["source"] = frame["source"].astype("category")
+        frame["source"] = _source_category(frame["source"])
 
 
 def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
@@ -449,7 +477,30 @@ def _concat(frames: list[pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
         return empty
     if len(frames) == 1:
         return frames[0]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(_shared_categories(frames), ignore_index=True)
+
+
+def _shared_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Give columns that are categorical in every frame (from the cache) one category list, so that
+    `pd.concat` keeps them categorical instead of turning them into slow object columns."""
+    first = frames[0]
+    columns = [
+        c
+        for c in first.columns
+        if isinstance(first[c].dtype, pd.CategoricalDtype)
+        and all(c in f.columns and isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)
+    ]
+    if not columns:
+        return frames
+    frames = [f.copy(deep=False) for f in frames]
+    for col in columns:
+        seen: dict[Any, None] = {}
+        for f in frames:
+            seen.update(dict.fromkeys(f[col].cat.categories))
+        categories = pd.Index(list(seen), dtype=first[col].cat.categories.dtype)
+        for f in frames:
+            f[col] = f[col].cat.set_categories(categories)
+    return frames
 
 
 class FrameBuilder:

@@ -17,6 +17,9 @@ import orjson
 from mlobs_cli.engine import Need, Partial
 from mlobs_cli.records import FieldStats, SkipReport
 
+# Text columns that `FrameBuilder.finish` makes categorical: read back as categoricals from their codes.
+CATEGORY_COLUMNS = frozenset({"model_version", "source"})
+
 
 def skips_to_json(report: SkipReport) -> dict[str, Any]:
     return {
@@ -163,7 +166,7 @@ def read_segment(seg: Path, need: Need, offset: int = 0) -> Partial:
             continue
         cols = wanted if kind == "requests" else None
         for f in frames:
-            frame = load_frame(f["columns"], f["rows"], seg, cols)
+            frame = load_frame(f["columns"], f["rows"], seg, cols, CATEGORY_COLUMNS)
             targets[kind].append(_fill_unread(frame, cols) if cols is not None else frame)
     builder.extra_skips = skips_from_json(doc["extra_skips"])
     builder.ts_kinds = dict(doc["ts_kinds"])

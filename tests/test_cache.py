@@ -191,3 +191,22 @@ def test_two_worker_build_and_append_equal_cold(tmp_path: Path, monkeypatch) -> 
     assert_same(*both(path))
     # the appended bytes lie after the file's midpoint cut: one more segment
     assert len(cache.entries()[0]["segments"]) == 3
+
+
+def test_many_chunks_with_different_categories_equal_cold(tmp_path: Path, monkeypatch) -> None:
+    """Versions and sources come back from the cache as categoricals built from stored codes; chunks
+    whose string tables differ (v1 only in some) must still give the cold frames exactly."""
+    from mlobs_cli import engine
+
+    monkeypatch.setattr(engine, "CHUNK_EVENTS", 7)  # many small frames per segment
+    path = tmp_path / "chunks.log"
+    lines = log_lines(0, 120).splitlines(keepends=True)
+    lines[40:40] = [EVENT.format(m=0, s=1, us=5, e="request_received", i=999)]  # no summary: no version
+    path.write_text("".join(lines))
+    cold, warm = both(path)
+    assert_same(cold, warm)
+    assert warm.requests["model_version"].cat.categories.tolist() == ["v1", "v2"]
+    assert "unknown" in warm.milestones["model_version"].cat.categories
+    with open(path, "a") as fh:  # the appended tail is parsed (object columns) and merged with them
+        fh.write(log_lines(120, 3)[:-1])
+    assert_same(*both(path))
