@@ -33,7 +33,15 @@ from mlobs_cli.segments import SegmentWriter, read_segment
 from mlobs_cli.sources import Source, split_points
 
 FORMAT = 1  # also in cachedir.cache_root
-__all__ = ["cache_root", "cached_partials", "clear", "entries", "is_enabled", "set_enabled"]
+__all__ = [
+    "cache_root",
+    "cached_partials",
+    "clear",
+    "complete_entry",
+    "entries",
+    "is_enabled",
+    "set_enabled",
+]
 HASH_BYTES = 64 * 1024
 _CODE_FILES = (
     "records.py",
@@ -281,7 +289,9 @@ def _use_entry(
     assert index is not None
     if not load:
         return [], outcome
-    parts = [read_segment(entry / s["name"], need, s.get("offset", 0)) for s in index["segments"]]
+    parts = [
+        read_segment(entry / s["name"], need, s.get("offset", 0), source.name) for s in index["segments"]
+    ]
     # The bytes after the last newline: parsed on every use, never stored.
     tail_start = index["end"]
     if not compressed and st.st_size > tail_start:
@@ -296,6 +306,22 @@ def entry_of(source: Source, settings: Settings) -> dict[str, Any] | None:
     if source.path is None:
         return None
     return _read_index(_entry_dir(source.path, settings))
+
+
+def complete_entry(source: Source, settings: Settings) -> tuple[Path, dict[str, Any]] | None:
+    """The entry folder and index of `source` when its entry is valid and holds every byte of the
+    file (no line still being written): data derived from the whole file may then be kept in it."""
+    if source.path is None or not is_enabled():
+        return None
+    try:
+        st = source.path.stat()
+        entry = _entry_dir(source.path, settings)
+        index = _read_index(entry)
+        if index is None or index.get("open") or st.st_size != index["end"]:
+            return None
+        return (entry, index) if _state_of(source.path, index, st) == "valid" else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def entries() -> list[dict[str, Any]]:

@@ -42,8 +42,27 @@ def _json_values(values: list[Any], path: Path) -> dict[str, Any]:
     return {"nan": nan}
 
 
-def _object_column(values: np.ndarray, base: Path, name: str) -> dict[str, Any]:
+MAX_TABLE_CHARS = 256  # longer strings keep a JSON table (a fixed-width array would be huge)
+
+
+def _sorted_table(values: np.ndarray, base: Path, name: str) -> bool:
+    """Write a text column as codes into a sorted fixed-width string array (`.table.npy`), which can
+    be memory-mapped and binary-searched; False (nothing written) when a value would not survive it
+    (NUL characters, which numpy strips at the end) or is longer than MAX_TABLE_CHARS."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True, sort=True)
+    strings = list(uniques)
+    if any(len(s) > MAX_TABLE_CHARS or "\x00" in s for s in strings):
+        return False
+    width = max(1, max(map(len, strings), default=1))
+    _save(base / f"{name}.codes.npy", codes.astype(np.int32, copy=False))
+    _save(base / f"{name}.table.npy", np.array(strings, dtype=f"U{width}"))
+    return True
+
+
+def _object_column(values: np.ndarray, base: Path, name: str, sorted_text: bool = False) -> dict[str, Any]:
     types = set(map(type, values))
+    if types <= {str, type(None)} and sorted_text and _sorted_table(values, base, name):
+        return {"codec": "sorted_strings"}
     if types <= {str, type(None)}:
         codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
         _save(base / f"{name}.codes.npy", codes.astype(np.int32, copy=False))
@@ -55,8 +74,13 @@ def _object_column(values: np.ndarray, base: Path, name: str) -> dict[str, Any]:
     return {"codec": "json", **info}
 
 
-def save_frame(frame: pd.DataFrame, base: Path, prefix: str) -> list[dict[str, Any]]:
-    """Write every column of `frame` under `base`; returns the column records for the index file."""
+def save_frame(
+    frame: pd.DataFrame, base: Path, prefix: str, *, sorted_text: bool = False
+) -> list[dict[str, Any]]:
+    """Write every column of `frame` under `base`; returns the column records for the index file.
+
+    With `sorted_text`, text columns get sorted string arrays where they can (see `_sorted_table`):
+    faster to look values up in and to read a few rows of, slower to write."""
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         frame = frame.reset_index(drop=True)
     records: list[dict[str, Any]] = []
@@ -82,7 +106,7 @@ def save_frame(frame: pd.DataFrame, base: Path, prefix: str) -> list[dict[str, A
             _save(base / f"{name}.mask.npy", mask)
             rec["codec"] = "Int64"
         elif dtype == object or str(dtype) == "str":
-            rec.update(_object_column(series.to_numpy(dtype=object), base, name))
+            rec.update(_object_column(series.to_numpy(dtype=object), base, name, sorted_text))
             rec["str_dtype"] = str(dtype) == "str"
         elif dtype.kind in "biuf":
             _save(base / f"{name}.npy", series.to_numpy())
@@ -93,9 +117,19 @@ def save_frame(frame: pd.DataFrame, base: Path, prefix: str) -> list[dict[str, A
     return records
 
 
-def _load_object(base: Path, name: str, info: dict[str, Any]) -> np.ndarray:
+def _load_object(base: Path, name: str, info: dict[str, Any], rows: np.ndarray | None = None) -> np.ndarray:
+    if info["codec"] == "sorted_strings":
+        path = base / f"{name}.codes.npy"
+        codes = _load(path) if rows is None else _rows_of(path, rows)
+        table = np.load(base / f"{name}.table.npy", mmap_mode="r", allow_pickle=False)
+        out = np.full(len(codes), None, dtype=object)
+        known = codes >= 0
+        out[known] = table[codes[known]].tolist()
+        return out
     if info["codec"] == "strings":
-        codes = _load(base / f"{name}.codes.npy")
+        codes = (
+            _load(base / f"{name}.codes.npy") if rows is None else _rows_of(base / f"{name}.codes.npy", rows)
+        )
         strings = orjson.loads((base / f"{name}.strings.json").read_bytes())
         table = np.empty(len(strings) + 1, dtype=object)
         table[: len(strings)] = strings
@@ -106,7 +140,7 @@ def _load_object(base: Path, name: str, info: dict[str, Any]) -> np.ndarray:
     arr[:] = values
     for i in info.get("nan", []):
         arr[i] = float("nan")
-    return arr
+    return arr if rows is None else arr[rows]
 
 
 def _strings_category(base: Path, name: str) -> pd.Categorical:
@@ -154,3 +188,49 @@ def load_frame(
             data[col] = pd.Series(values, dtype="str" if rec.get("str_dtype") else object, copy=False)
     frame = pd.DataFrame(data, index=pd.RangeIndex(length))
     return frame
+
+
+def _rows_of(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Elements `rows` of a stored array, read through a memory map (only their pages are touched)."""
+    try:
+        stored = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:  # an empty array cannot be mapped
+        stored = _load(path)
+    return np.asarray(stored[rows])
+
+
+def load_rows(records: list[dict[str, Any]], base: Path, rows: np.ndarray) -> pd.DataFrame:
+    """Rows `rows` (ascending positions) of a frame written by `save_frame`, every column, same dtypes."""
+    data: dict[str, Any] = {}
+    for rec in records:
+        col, name, codec = rec["name"], rec["file"], rec["codec"]
+        if codec == "ts":
+            ints = _rows_of(base / f"{name}.npy", rows)
+            data[col] = pd.Series(pd.DatetimeIndex(ints.view("datetime64[ns]")).tz_localize("UTC"))
+        elif codec == "category":
+            cats = _load_object(base, f"{name}.cat", rec["categories"])
+            codes = _rows_of(base / f"{name}.npy", rows)
+            data[col] = pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
+        elif codec == "Int64":
+            values = _rows_of(base / f"{name}.npy", rows)
+            mask = _rows_of(base / f"{name}.mask.npy", rows)
+            data[col] = pd.arrays.IntegerArray(values, mask)
+        elif codec == "npy":
+            data[col] = _rows_of(base / f"{name}.npy", rows)
+        else:
+            values = _load_object(base, name, rec, rows)
+            data[col] = pd.Series(values, dtype="str" if rec.get("str_dtype") else object, copy=False)
+    return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+
+
+def load_sorted_strings(
+    records: list[dict[str, Any]], base: Path, column: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A text column's codes (-1: missing) and its sorted string array (memory-mapped), when it was
+    stored with `sorted_text`; None otherwise."""
+    for rec in records:
+        if rec["name"] == column and rec["codec"] == "sorted_strings":
+            codes = _load(base / f"{rec['file']}.codes.npy")
+            table = np.load(base / f"{rec['file']}.table.npy", mmap_mode="r", allow_pickle=False)
+            return codes, table
+    return None

@@ -152,7 +152,24 @@ def _fill_unread(frame: Any, wanted: set[str]) -> Any:
     return frame
 
 
-def read_segment(seg: Path, need: Need, offset: int = 0) -> Partial:
+def renamed_source(frame: Any, name: str) -> Any:
+    """The frame with its `source` column saying `name` (the file as this run spells its path)."""
+    import pandas as pd
+
+    if "source" not in frame.columns or not len(frame):
+        return frame
+    column = frame["source"]
+    if isinstance(column.dtype, pd.CategoricalDtype) and len(column.cat.categories) == 1:
+        if column.cat.categories[0] != name:
+            frame["source"] = column.cat.rename_categories([name])
+    else:
+        frame["source"] = column.where(column.isna(), name)
+    return frame
+
+
+def read_segment(seg: Path, need: Need, offset: int = 0, source_name: str | None = None) -> Partial:
+    """A stored segment as a `Partial`; `source_name` replaces the name its file had when stored
+    (one file may be given as `app.log` once and `./app.log` or an absolute path later)."""
     from mlobs_cli.colstore import load_frame
     from mlobs_cli.frame import FrameBuilder
 
@@ -167,6 +184,8 @@ def read_segment(seg: Path, need: Need, offset: int = 0) -> Partial:
         cols = wanted if kind == "requests" else None
         for f in frames:
             frame = load_frame(f["columns"], f["rows"], seg, cols, CATEGORY_COLUMNS)
+            if source_name is not None:
+                frame = renamed_source(frame, source_name)
             targets[kind].append(_fill_unread(frame, cols) if cols is not None else frame)
     builder.extra_skips = skips_from_json(doc["extra_skips"])
     builder.ts_kinds = dict(doc["ts_kinds"])
@@ -178,5 +197,8 @@ def read_segment(seg: Path, need: Need, offset: int = 0) -> Partial:
         doc["records"],
         doc["physical_lines"],
     )
+    if source_name is not None:
+        for report in (part.skipped, builder.extra_skips):
+            report.examples = [(source_name, n, r) for _, n, r in report.examples]
     part.shift(offset)  # segments store line numbers from their own start
     return part

@@ -44,13 +44,20 @@ def _has(frames: list[pd.DataFrame], column: str, value: str) -> bool:
 
 
 def find_request(
-    requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame, query: str
+    requests: pd.DataFrame,
+    milestones: pd.DataFrame,
+    spans: pd.DataFrame,
+    query: str,
+    *,
+    searched: int | None = None,
 ) -> tuple[str | None, str | None]:
     """Resolve `query` to `(request_id, trace_id)`; either may be None when never logged.
 
     An exact request id or trace id wins; otherwise ids starting with `query` are candidates (trace
     ids compared in lowercase, without a `0x` prefix). Several candidates that are the same request
-    (its request id and its trace id) count once.
+    (its request id and its trace id) count once. The frames may hold only the rows that carry
+    ids starting with `query` (and their partner ids); `searched` then says how many events the
+    whole input has, for the not-found message.
     """
     frames = [requests, milestones, spans]
     q = query.strip()
@@ -79,7 +86,8 @@ def find_request(
             matches = {x: (x, None) for x in rid_hits} | {x: (None, x) for x in tid_hits}
     if len(matches) == 1:
         return next(iter(matches.values()))
-    searched = sum(len(f) for f in frames)
+    if searched is None:
+        searched = sum(len(f) for f in frames)
     if not matches:
         raise NotFoundError(
             f"no request or trace id starts with {q!r} in {searched:,} "

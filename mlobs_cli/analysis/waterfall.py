@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlobs_cli.analysis.critical_path import SpanNode, critical_path
@@ -226,27 +227,54 @@ def _first(req: pd.DataFrame, ms: pd.DataFrame, sp: pd.DataFrame, col: str) -> s
     return None
 
 
+@dataclass
+class VersionContext:
+    """What a request of `version` is compared with: the version's request count, the latencies of
+    its summaries (frame order) and, per stage, the median duration and median self time (ms)."""
+
+    version: str
+    requests: int
+    latencies: np.ndarray
+    medians: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def version_context(
+    requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame, version: str
+) -> VersionContext:
+    """The context of `version`: only that version's rows are framed into stages (milestones
+    without a known version too, as their request may be of this version)."""
+    same = requests[requests["model_version"] == version]
+    context = VersionContext(version, len(same), same["latency_ms"].to_numpy())
+    ms = milestones[milestones["model_version"].isin([version, "unknown"])]
+    sp = spans
+    if not spans.empty:
+        traces = set(spans.loc[spans["model_version"] == version, "trace_id"])
+        traces |= set(same["trace_id"].dropna())
+        sp = spans[spans["trace_id"].isin(traces)]
+    stages = stage_durations(ms, sp, same)
+    stages = stages[stages["model_version"] == version]
+    if not stages.empty:
+        medians = stage_medians(stages)
+        context.medians = {
+            str(name): (float(med), float(self_med))
+            for name, med, self_med in zip(medians["stage"], medians["median_ms"], medians["self_median_ms"])
+        }
+    return context
+
+
+def apply_version_context(tl: Timeline, context: VersionContext) -> None:
+    """Set the request's latency percentile rank within its version and each stage's medians."""
+    if tl.latency_ms is not None and context.requests:
+        tl.percentile_rank = percentile_rank(context.latencies, tl.latency_ms)
+    for stage in tl.stages:
+        medians = context.medians.get(stage.name)
+        stage.version_median_ms = medians[0] if medians is not None else None
+        stage.version_self_median_ms = medians[1] if medians is not None else None
+
+
 def add_version_context(
     tl: Timeline, requests: pd.DataFrame, milestones: pd.DataFrame, spans: pd.DataFrame
 ) -> None:
     """Set the request's latency percentile rank within its model version, and each stage's median
-    duration over that version's requests (only that version's rows are framed into stages)."""
-    version = tl.model_version
-    same = requests[requests["model_version"].astype(object) == version]
-    if tl.latency_ms is not None and not same.empty:
-        tl.percentile_rank = percentile_rank(same["latency_ms"].to_numpy(), tl.latency_ms)
-    ms = milestones[milestones["model_version"].astype(object).isin([version, "unknown"])]
-    sp = spans
-    if not spans.empty:
-        traces = set(spans.loc[spans["model_version"].astype(object) == version, "trace_id"])
-        traces |= set(same["trace_id"].dropna())
-        sp = spans[spans["trace_id"].isin(traces)]
-    stages = stage_durations(ms, sp, same)
-    stages = stages[stages["model_version"].astype(object) == version]
-    if stages.empty:
-        return
-    medians = stage_medians(stages).set_index("stage")
-    duration, self_time = medians["median_ms"].to_dict(), medians["self_median_ms"].to_dict()
-    for stage in tl.stages:
-        stage.version_median_ms = duration.get(stage.name)
-        stage.version_self_median_ms = self_time.get(stage.name)
+    duration over that version's requests (see `version_context`)."""
+    apply_version_context(tl, version_context(requests, milestones, spans, tl.model_version))

@@ -42,6 +42,7 @@ def ingest(
     from mlobs_cli.engine import EVERYTHING
     from mlobs_cli.errors import UsageError
     from mlobs_cli.render.machine import write_json
+    from mlobs_cli.snapshot import refresh_snapshot
     from mlobs_cli.sources import expand_sources
 
     if not cache.is_enabled():
@@ -54,6 +55,7 @@ def ingest(
         if found is None or index is None:
             rows.append({"source": source.name, "outcome": "not cached", "lines": None, "events": None})
             continue
+        refresh_snapshot(source, settings)
         events = sum(s.get("events", 0) for s in index["segments"])
         rows.append({"source": source.name, "outcome": found[1], "lines": index["lines"], "events": events})
     if fmt is OutputFormat.json:

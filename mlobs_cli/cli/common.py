@@ -110,24 +110,30 @@ def load_dataset(
     from mlobs_cli import cachedir
     from mlobs_cli.config import load_settings
     from mlobs_cli.engine import EVERYTHING, dataset_from_sources
-    from mlobs_cli.errors import StrictError
-    from mlobs_cli.terminal import warn
 
     settings = load_settings(config, field_flags=fields or [])
     need = need or EVERYTHING
     if strict:
         need = replace(need, prefilter=False)
     data = dataset_from_sources(sources, settings, need, use_cache=cachedir.is_enabled())
-    for note in data.notes:
+    report_input(data.notes, data.skipped, data.lines, strict=strict, quiet=quiet)
+    return data
+
+
+def report_input(notes: list[str], skipped, lines: int, *, strict: bool, quiet: bool = False) -> None:
+    """Say on stderr what reading the input noted and skipped; under `strict`, fail on any skip."""
+    from mlobs_cli.errors import StrictError
+    from mlobs_cli.terminal import warn
+
+    for note in notes:
         warn(f"note: {note}")
-    if data.skipped.total and not quiet:
-        warn(data.skipped.summary_line(data.lines))
-    if strict and data.skipped.total:
+    if skipped.total and not quiet:
+        warn(skipped.summary_line(lines))
+    if strict and skipped.total:
         raise StrictError(
-            f"--strict: {data.skipped.total} input line(s) could not be used",
+            f"--strict: {skipped.total} input line(s) could not be used",
             "see `mlobs schema` for the reasons and the first offending lines",
         )
-    return data
 
 
 def timed_requests(data: Dataset):  # -> pandas.DataFrame (pandas is imported lazily)

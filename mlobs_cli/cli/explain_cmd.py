@@ -36,8 +36,6 @@ def explain(
 ) -> None:
     """Where one request's time went: a waterfall of its stages, the critical path, and how each
     stage compares with its model version's median. Exit 1 when the id is not found or ambiguous."""
-    from mlobs_cli.analysis.lookup import find_request
-    from mlobs_cli.analysis.waterfall import add_version_context, timeline_for
     from mlobs_cli.errors import UsageError
     from mlobs_cli.render.console import make_console
     from mlobs_cli.render.explain import render_timeline, timeline_dict
@@ -45,21 +43,72 @@ def explain(
 
     if fmt not in (OutputFormat.table, OutputFormat.json):
         raise UsageError(f"explain supports --format table or json, not {fmt.value}")
-    from mlobs_cli.cli.hygiene import tidy_dataset
-
-    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
-    rid, tid = find_request(data.requests, data.milestones, data.spans, request_id)
-    _note_reused_id(data.requests, rid)
-    tl = timeline_for(data.requests, data.milestones, data.spans, rid, tid)
-    add_version_context(tl, data.requests, data.milestones, data.spans)
+    found = _from_snapshot(request_id, sources, field, config, strict)
+    tl, context = found if found is not None else _from_full_read(request_id, sources, field, config, strict)
     raw_text = _raw_lines(tl.events) if raw else None
     if fmt is OutputFormat.json:
         lookup = {(s, n): t for s, n, t in raw_text} if raw_text is not None else None
         write_json(timeline_dict(tl, lookup))
         return
-    versions = data.requests["model_version"].astype(object)
-    count = int((versions == tl.model_version).sum())
-    render_timeline(tl, make_console(), version_requests=count, raw_lines=raw_text)
+    render_timeline(tl, make_console(), version_requests=context.requests, raw_lines=raw_text)
+
+
+def _from_full_read(request_id: str, sources: list[str], field, config, strict: bool):
+    """Read every line (from the cache when it can), explain, and store the file's explain snapshot."""
+    from mlobs_cli.analysis.lookup import find_request
+    from mlobs_cli.analysis.waterfall import apply_version_context, timeline_for, version_context
+    from mlobs_cli.cli.hygiene import tidy_dataset
+    from mlobs_cli.config import load_settings
+    from mlobs_cli.snapshot import open_snapshot, save_snapshot, target_of
+
+    data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
+    rid, tid = find_request(data.requests, data.milestones, data.spans, request_id)
+    _note_reused_id(data.requests, rid)
+    tl = timeline_for(data.requests, data.milestones, data.spans, rid, tid)
+    context = version_context(data.requests, data.milestones, data.spans, tl.model_version)
+    apply_version_context(tl, context)
+    target = target_of(sources, load_settings(config, field_flags=field or []))
+    if target is not None and open_snapshot(*target) is None:
+        save_snapshot(target[0], target[1], data)  # the next explain reads only its request's rows
+    return tl, context
+
+
+def _from_snapshot(request_id: str, sources: list[str], field, config, strict: bool):
+    """Explain from the file's explain snapshot (see `snapshot`): None when there is none."""
+    from mlobs_cli import cachedir
+
+    if not cachedir.is_enabled():
+        return None
+    from mlobs_cli.analysis.clock import clock_report
+    from mlobs_cli.analysis.lookup import find_request
+    from mlobs_cli.analysis.waterfall import apply_version_context, timeline_for
+    from mlobs_cli.cli.common import report_input
+    from mlobs_cli.cli.hygiene import note_oddities
+    from mlobs_cli.config import load_settings
+    from mlobs_cli.snapshot import open_snapshot, target_of
+
+    target = target_of(sources, load_settings(config, field_flags=field or []))
+    snap = open_snapshot(*target) if target is not None else None
+    if snap is None:
+        return None
+    notes, skipped, lines = snap.input_report()
+    report_input(notes, skipped, lines, strict=strict)
+    note_oddities(snap.duplicates(), clock_report(snap.clock_frame()))
+    query = request_id.strip()
+    frames = snap.rows_with_ids(snap.ids_starting_with(query, query.lower().removeprefix("0x")))
+    rid, tid = find_request(*frames, request_id, searched=snap.searched)
+    ids = {i for i in (rid, tid) if i is not None}
+    requests, milestones, spans = snap.rows_with_ids(ids)
+    traces = set(spans["trace_id"].dropna()) - ids  # all spans of the traces the request used
+    if traces:
+        requests, milestones, spans = snap.rows_with_ids(ids | traces)
+    _note_reused_id(requests, rid)
+    tl = timeline_for(requests, milestones, spans, rid, tid)
+    context = snap.context(tl.model_version)
+    if context is None:
+        return None
+    apply_version_context(tl, context)
+    return tl, context
 
 
 def _note_reused_id(requests, rid: str | None) -> None:

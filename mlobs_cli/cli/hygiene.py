@@ -16,9 +16,8 @@ if TYPE_CHECKING:
 
 def tidy_dataset(data: Dataset, *, quiet: bool = False) -> Dataset:
     """Drop exact duplicates from `data` (in place), attach the reports, and note oddities."""
-    from mlobs_cli.analysis.clock import CLOCK_JUMP, clock_report
+    from mlobs_cli.analysis.clock import clock_report
     from mlobs_cli.analysis.duplicates import duplicate_report
-    from mlobs_cli.terminal import warn
 
     dups, req_mask, ms_mask, sp_mask = duplicate_report(data.requests, data.milestones, data.spans)
     if req_mask.any():
@@ -33,8 +32,16 @@ def tidy_dataset(data: Dataset, *, quiet: bool = False) -> Dataset:
             setattr(data, name, value)
         except AttributeError:  # a Dataset with __slots__: `reports_of` recomputes them
             pass
-    if quiet:
-        return data
+    if not quiet:
+        note_oddities(dups, clock)
+    return data
+
+
+def note_oddities(dups: Any, clock: Any) -> None:
+    """Say on stderr what the duplicate and clock reports found (nothing when all is well)."""
+    from mlobs_cli.analysis.clock import CLOCK_JUMP
+    from mlobs_cli.terminal import warn
+
     if dups.true_duplicates:
         examples = ", ".join(dups.examples_true[:3])
         warn(
@@ -59,7 +66,6 @@ def tidy_dataset(data: Dataset, *, quiet: bool = False) -> Dataset:
             f"note: {clock.future:,} request(s) are timestamped in the future (first at "
             f"{clock.first_future}): times are used as logged"
         )
-    return data
 
 
 def reports_of(data: Dataset) -> tuple[Any, Any]:
