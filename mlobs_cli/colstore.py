@@ -42,20 +42,26 @@ def _json_values(values: list[Any], path: Path) -> dict[str, Any]:
     return {"nan": nan}
 
 
-MAX_TABLE_CHARS = 256  # longer strings keep a JSON table (a fixed-width array would be huge)
+MAX_TABLE_BYTES = 1024  # longer strings keep a JSON table (a fixed-width array would be huge)
 
 
 def _sorted_table(values: np.ndarray, base: Path, name: str) -> bool:
-    """Write a text column as codes into a sorted fixed-width string array (`.table.npy`), which can
-    be memory-mapped and binary-searched; False (nothing written) when a value would not survive it
-    (NUL characters, which numpy strips at the end) or is longer than MAX_TABLE_CHARS."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True, sort=True)
-    strings = list(uniques)
-    if any(len(s) > MAX_TABLE_CHARS or "\x00" in s for s in strings):
+    """Write a text column as codes into a sorted array of fixed-width UTF-8 bytes (`.table.npy`),
+    which can be memory-mapped and binary-searched (`sorted_table_find`); False (nothing written)
+    when a value would not survive it (NUL characters, which numpy strips at the end) or is longer
+    than MAX_TABLE_BYTES. UTF-8 bytes sort as the strings do, so numpy sorts them, not Python."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    encoded = [s.encode("utf-8", "surrogatepass") for s in uniques]
+    width = max(1, max(map(len, encoded), default=1))
+    if width > MAX_TABLE_BYTES or any(b"\x00" in e for e in encoded):
         return False
-    width = max(1, max(map(len, strings), default=1))
-    _save(base / f"{name}.codes.npy", codes.astype(np.int32, copy=False))
-    _save(base / f"{name}.table.npy", np.array(strings, dtype=f"U{width}"))
+    table = np.array(encoded, dtype=f"S{width}")
+    order = np.argsort(table, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    sorted_codes = np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(rank) else -1, -1)
+    _save(base / f"{name}.codes.npy", sorted_codes.astype(np.int32, copy=False))
+    _save(base / f"{name}.table.npy", table[order])
     return True
 
 
@@ -124,7 +130,7 @@ def _load_object(base: Path, name: str, info: dict[str, Any], rows: np.ndarray |
         table = np.load(base / f"{name}.table.npy", mmap_mode="r", allow_pickle=False)
         out = np.full(len(codes), None, dtype=object)
         known = codes >= 0
-        out[known] = table[codes[known]].tolist()
+        out[known] = [b.decode("utf-8", "surrogatepass") for b in table[codes[known]].tolist()]
         return out
     if info["codec"] == "strings":
         codes = (
@@ -221,6 +227,24 @@ def load_rows(records: list[dict[str, Any]], base: Path, rows: np.ndarray) -> pd
             values = _load_object(base, name, rec, rows)
             data[col] = pd.Series(values, dtype="str" if rec.get("str_dtype") else object, copy=False)
     return pd.DataFrame(data, index=pd.RangeIndex(len(rows)))
+
+
+def sorted_table_find(table: np.ndarray, prefix: str, *, exact: bool) -> list[tuple[int, str]]:
+    """The (code, string) entries of a sorted table (`load_sorted_strings`) equal to `prefix`, or
+    with `exact` false, starting with it: a binary search, then a walk along the matches."""
+    key = prefix.encode("utf-8", "surrogatepass")
+    i = int(np.searchsorted(table, key))
+    out = []
+    while i < len(table):
+        value = bytes(table[i])
+        if value == key or (not exact and value.startswith(key)):
+            out.append((i, value.decode("utf-8", "surrogatepass")))
+            i += 1
+            if exact:
+                break
+        else:
+            break
+    return out
 
 
 def load_sorted_strings(

@@ -134,20 +134,19 @@ class Snapshot:
     def ids_starting_with(self, query: str, trace_query: str) -> set[str]:
         """Request ids starting with `query` and trace ids starting with `trace_query` (any frame):
         a binary search in each sorted id table, then a walk along the matches."""
+        from mlobs_cli.colstore import sorted_table_find
+
         out: set[str] = set()
         for (_, column), (_, table) in self._id_tables().items():
             prefix = query if column == "request_id" else trace_query
             if not prefix:
                 continue
-            i = int(np.searchsorted(table, prefix))
-            while i < len(table) and str(table[i]).startswith(prefix):
-                out.add(str(table[i]))
-                i += 1
+            out.update(value for _, value in sorted_table_find(table, prefix, exact=False))
         return out
 
     def rows_with_ids(self, ids: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Every row whose request id or trace id is in `ids`, of each frame, in frame order."""
-        from mlobs_cli.colstore import load_rows
+        from mlobs_cli.colstore import load_rows, sorted_table_find
 
         positions = []
         for kind in KINDS:
@@ -157,7 +156,7 @@ class Snapshot:
                 if found is None:
                     continue
                 codes, table = found
-                wanted = [c for c in (_code_of(table, i) for i in ids) if c is not None]
+                wanted = [code for i in ids for code, _ in sorted_table_find(table, i, exact=True)]
                 if wanted:
                     hit |= np.isin(codes, np.asarray(wanted, dtype=codes.dtype))
             positions.append(np.flatnonzero(hit))
@@ -184,12 +183,6 @@ class Snapshot:
             latencies,
             {name: (float(m[0]), float(m[1])) for name, m in zip(found["stages"], medians)},
         )
-
-
-def _code_of(table: np.ndarray, value: str) -> int | None:
-    """The position of `value` in a sorted string array, or None."""
-    i = int(np.searchsorted(table, value))
-    return i if i < len(table) and str(table[i]) == value else None
 
 
 def open_snapshot(entry: Path, index: dict[str, Any], name: str) -> Snapshot | None:

@@ -100,20 +100,33 @@ def test_messy_notes_come_from_the_snapshot(run_cli, tmp_path, monkeypatch) -> N
     assert strict.exit_code == 1 and "--strict" in strict.stderr
 
 
-def test_first_explain_makes_the_snapshot_and_a_grown_file_gets_a_new_one(run_cli, tmp_path) -> None:
+def _stamp() -> str | None:
+    found = _snapshots()
+    return json.loads(found[0].read_bytes())["stamp"] if found else None
+
+
+def test_explain_makes_a_snapshot_of_an_unchanged_file_only(run_cli, tmp_path) -> None:
+    """A run that had to read the file (first run, grown file) makes none: a file that keeps
+    growing would pay for one every run. The next run over the same bytes makes it."""
     path = tmp_path / "app.log"
     path.write_text(log_lines(0, 100))
-    _same(run_cli, ["r7", str(path)])  # the cold run (--no-cache) makes nothing, the warm one both
-    assert len(_snapshots()) == 1
-    first = json.loads(_snapshots()[0].read_bytes())["stamp"]
+    _same(run_cli, ["r7", str(path)])  # the warm run builds the cache entry
+    assert _stamp() is None
+    _same(run_cli, ["r8", str(path)])  # the entry was complete and unchanged: a snapshot
+    first = _stamp()
+    assert first is not None
+    _same(run_cli, ["r9", str(path)])  # from the snapshot
     with open(path, "a") as fh:
         fh.write(log_lines(100, 30))
     _same(run_cli, ["r120", str(path)])  # only in the new lines: the old snapshot must not answer
+    assert _stamp() == first
     _same(run_cli, ["r7", str(path)])  # its version's context now counts the new requests too
-    assert json.loads(_snapshots()[0].read_bytes())["stamp"] != first  # made again for the new state
+    assert _stamp() not in (None, first)  # made again for the new state of the file
+    _same(run_cli, ["r7", str(path)])
     with open(path, "a") as fh:
         fh.write(log_lines(130, 5)[:-1])  # a last line still being written: no snapshot is used
     _same(run_cli, ["r134", str(path)])
+    _same(run_cli, ["r7", str(path)])
 
 
 def test_rewritten_file_and_foreign_stamp_are_not_used(run_cli, tmp_path) -> None:
@@ -144,3 +157,39 @@ def test_a_path_spelled_differently_keeps_its_spelling(run_cli, tmp_path, monkey
         warm = run_cli(*args)
         assert (warm.exit_code, warm.stdout, warm.stderr) == (cold.exit_code, cold.stdout, cold.stderr)
     assert "app.log:" in cold.stderr and str(tmp_path) not in cold.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", "a", None, "é", "a", "z\ud800x", "", "ab", "a b", "日本"],
+        [None, None],
+        [],
+        ["x\x00y", "a"],  # a NUL: kept in a JSON table instead
+        ["a" * 2000, "b"],  # too long for a fixed-width table
+    ],
+)
+def test_sorted_text_columns_read_back_exactly(tmp_path: Path, values: list) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mlobs_cli.colstore import load_frame, load_rows, load_sorted_strings, save_frame, sorted_table_find
+
+    frame = pd.DataFrame({"request_id": pd.Series(values, dtype=object), "n": np.arange(len(values))})
+    columns = save_frame(frame, tmp_path, "x_", sorted_text=True)
+    pd.testing.assert_frame_equal(load_frame(columns, len(frame), tmp_path), frame)
+    rows = np.arange(len(values))[::2]
+    pd.testing.assert_frame_equal(load_rows(columns, tmp_path, rows), frame.iloc[rows].reset_index(drop=True))
+    found = load_sorted_strings(columns, tmp_path, "request_id")
+    strings = {v for v in values if v is not None}
+    if found is None:
+        assert any("\x00" in v or len(v) > 1000 for v in strings)
+        return
+    codes, table = found
+    assert [bytes(b).decode("utf-8", "surrogatepass") for b in table] == sorted(strings)
+    for value in strings:
+        assert [s for _, s in sorted_table_find(table, value, exact=True)] == [value]
+    assert {s for _, s in sorted_table_find(table, "a", exact=False)} == {
+        v for v in strings if v.startswith("a")
+    }
+    assert sorted_table_find(table, "nope", exact=True) == []

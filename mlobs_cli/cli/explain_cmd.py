@@ -43,8 +43,16 @@ def explain(
 
     if fmt not in (OutputFormat.table, OutputFormat.json):
         raise UsageError(f"explain supports --format table or json, not {fmt.value}")
-    found = _from_snapshot(request_id, sources, field, config, strict)
-    tl, context = found if found is not None else _from_full_read(request_id, sources, field, config, strict)
+    from mlobs_cli import cachedir
+    from mlobs_cli.config import load_settings
+    from mlobs_cli.snapshot import target_of
+
+    settings = load_settings(config, field_flags=field or [])
+    target = target_of(sources, settings) if cachedir.is_enabled() else None
+    found = _from_snapshot(target, request_id, strict) if target is not None else None
+    if found is None:
+        found = _from_full_read(target, request_id, sources, field, config, strict)
+    tl, context = found
     raw_text = _raw_lines(tl.events) if raw else None
     if fmt is OutputFormat.json:
         lookup = {(s, n): t for s, n, t in raw_text} if raw_text is not None else None
@@ -53,13 +61,15 @@ def explain(
     render_timeline(tl, make_console(), version_requests=context.requests, raw_lines=raw_text)
 
 
-def _from_full_read(request_id: str, sources: list[str], field, config, strict: bool):
-    """Read every line (from the cache when it can), explain, and store the file's explain snapshot."""
+def _from_full_read(target, request_id: str, sources: list[str], field, config, strict: bool):
+    """Read every line (from the cache when it can) and explain. When the file's cache entry was
+    complete and is unchanged (`target`, taken before reading), store its explain snapshot too: a
+    file that keeps growing is not worth one per run, a file looked into again and again is."""
     from mlobs_cli.analysis.lookup import find_request
     from mlobs_cli.analysis.waterfall import apply_version_context, timeline_for, version_context
     from mlobs_cli.cli.hygiene import tidy_dataset
     from mlobs_cli.config import load_settings
-    from mlobs_cli.snapshot import open_snapshot, save_snapshot, target_of
+    from mlobs_cli.snapshot import save_snapshot, target_of
 
     data = tidy_dataset(load_dataset(sources, fields=field, config=config, strict=strict))
     rid, tid = find_request(data.requests, data.milestones, data.spans, request_id)
@@ -67,28 +77,22 @@ def _from_full_read(request_id: str, sources: list[str], field, config, strict: 
     tl = timeline_for(data.requests, data.milestones, data.spans, rid, tid)
     context = version_context(data.requests, data.milestones, data.spans, tl.model_version)
     apply_version_context(tl, context)
-    target = target_of(sources, load_settings(config, field_flags=field or []))
-    if target is not None and open_snapshot(*target) is None:
+    if target is not None and target_of(sources, load_settings(config, field_flags=field or [])) == target:
         save_snapshot(target[0], target[1], data)  # the next explain reads only its request's rows
     return tl, context
 
 
-def _from_snapshot(request_id: str, sources: list[str], field, config, strict: bool):
-    """Explain from the file's explain snapshot (see `snapshot`): None when there is none."""
-    from mlobs_cli import cachedir
-
-    if not cachedir.is_enabled():
-        return None
+def _from_snapshot(target, request_id: str, strict: bool):
+    """Explain from the explain snapshot of the file's cache entry (see `snapshot`); None when
+    there is none for its current state."""
     from mlobs_cli.analysis.clock import clock_report
     from mlobs_cli.analysis.lookup import find_request
     from mlobs_cli.analysis.waterfall import apply_version_context, timeline_for
     from mlobs_cli.cli.common import report_input
     from mlobs_cli.cli.hygiene import note_oddities
-    from mlobs_cli.config import load_settings
-    from mlobs_cli.snapshot import open_snapshot, target_of
+    from mlobs_cli.snapshot import open_snapshot
 
-    target = target_of(sources, load_settings(config, field_flags=field or []))
-    snap = open_snapshot(*target) if target is not None else None
+    snap = open_snapshot(*target)
     if snap is None:
         return None
     notes, skipped, lines = snap.input_report()
