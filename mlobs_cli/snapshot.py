@@ -83,6 +83,10 @@ def target_of(specs: list[str], settings: Settings) -> tuple[Path, dict[str, Any
     return (*found, sources[0].name) if found is not None else None
 
 
+class SnapshotError(Exception):
+    """A snapshot could not be read (removed meanwhile by a newer one, damaged): read the file."""
+
+
 @dataclass
 class Snapshot:
     """A stored snapshot: read its rows by id, its versions' contexts and its input reports."""
@@ -168,6 +172,33 @@ class Snapshot:
             )
             self._rows = (key, frames)
         return self._rows[1]
+
+    def rows_around(self, ids: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The rows carrying `ids`, and the rows carrying any id those rows carry, and so on until
+        no id is new: everything `find_request`, `rows_of_request` and `timeline_for` look at for
+        any of `ids` (partner ids, all spans of a trace)."""
+        known = set(ids)
+        while True:
+            frames = self.rows_with_ids(known)
+            found = set()
+            for frame in frames:
+                for column in ID_COLUMNS:
+                    if column in frame:
+                        found.update(v for v in frame[column].dropna() if isinstance(v, str))
+            if found <= known:
+                return frames
+            known |= found
+
+    def contexts_of(self, frames: tuple[pd.DataFrame, ...]) -> dict[str, VersionContext]:
+        """The contexts of every version these rows can be explained in (theirs and "unknown")."""
+        versions = {"unknown"}
+        for frame in frames:
+            versions.update(str(v) for v in frame["model_version"].dropna().unique())
+        contexts = {v: self.context(v) for v in versions}
+        missing = [v for v, ctx in contexts.items() if ctx is None]
+        if missing:
+            raise SnapshotError(f"no context for version {missing[0]!r}")
+        return contexts  # type: ignore[return-value]
 
     def context(self, version: str) -> VersionContext | None:
         from mlobs_cli.analysis.waterfall import VersionContext
@@ -273,11 +304,13 @@ def save_snapshot(entry: Path, index: dict[str, Any], data: Dataset) -> bool:
 
 def _move_in(tmp: Path, folder: Path) -> None:
     """Replace `folder` by `tmp` (readers see the old snapshot or the new one, never half of one)."""
-    old = folder.parent / f".{FOLDER}-old-{uuid.uuid4().hex[:8]}"
+    old: Path | None = folder.parent / f".{FOLDER}-old-{uuid.uuid4().hex[:8]}"
     try:
-        os.rename(folder, old)
+        os.rename(folder, old)  # type: ignore[arg-type]
     except FileNotFoundError:
-        old = None  # type: ignore[assignment]
-    os.rename(tmp, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        old = None
+    try:
+        os.rename(tmp, folder)  # fails when another run put its snapshot there meanwhile
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -193,3 +193,13 @@ def test_sorted_text_columns_read_back_exactly(tmp_path: Path, values: list) -> 
         v for v in strings if v.startswith("a")
     }
     assert sorted_table_find(table, "nope", exact=True) == []
+
+
+def test_a_damaged_snapshot_falls_back_to_a_full_read_saying_everything_once(run_cli, tmp_path) -> None:
+    path = _messy_log(tmp_path / "app.log")
+    run_cli("ingest", path)
+    folder = _snapshots()[0].parent
+    for name in ("r_c0.npy", "lat0.npy"):  # e.g. removed by a newer snapshot while being read
+        (folder / name).unlink()
+    _same(run_cli, ["r5", str(path)])
+    assert run_cli("explain", "r5", path).stderr.count("duplicate lines") == 1

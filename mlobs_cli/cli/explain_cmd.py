@@ -84,33 +84,32 @@ def _from_full_read(target, request_id: str, sources: list[str], field, config, 
 
 def _from_snapshot(target, request_id: str, strict: bool):
     """Explain from the explain snapshot of the file's cache entry (see `snapshot`); None when
-    there is none for its current state."""
+    there is none for its current state, or it could not be read (then nothing was printed)."""
     from mlobs_cli.analysis.clock import clock_report
     from mlobs_cli.analysis.lookup import find_request
     from mlobs_cli.analysis.waterfall import apply_version_context, timeline_for
     from mlobs_cli.cli.common import report_input
     from mlobs_cli.cli.hygiene import note_oddities
-    from mlobs_cli.snapshot import open_snapshot
+    from mlobs_cli.snapshot import SnapshotError, open_snapshot
 
     snap = open_snapshot(*target)
     if snap is None:
         return None
-    notes, skipped, lines = snap.input_report()
-    report_input(notes, skipped, lines, strict=strict)
-    note_oddities(snap.duplicates(), clock_report(snap.clock_frame()))
     query = request_id.strip()
-    frames = snap.rows_with_ids(snap.ids_starting_with(query, query.lower().removeprefix("0x")))
-    rid, tid = find_request(*frames, request_id, searched=snap.searched)
-    ids = {i for i in (rid, tid) if i is not None}
-    requests, milestones, spans = snap.rows_with_ids(ids)
-    traces = set(spans["trace_id"].dropna()) - ids  # all spans of the traces the request used
-    if traces:
-        requests, milestones, spans = snap.rows_with_ids(ids | traces)
-    _note_reused_id(requests, rid)
-    tl = timeline_for(requests, milestones, spans, rid, tid)
-    context = snap.context(tl.model_version)
-    if context is None:
+    try:  # everything is read before anything is said: a failed read falls back to a full read
+        frames = snap.rows_around(snap.ids_starting_with(query, query.lower().removeprefix("0x")))
+        contexts = snap.contexts_of(frames)
+        clock = clock_report(snap.clock_frame())
+        notes, skipped, lines = snap.input_report()
+        dups = snap.duplicates()
+    except (SnapshotError, OSError, ValueError, KeyError):
         return None
+    report_input(notes, skipped, lines, strict=strict)
+    note_oddities(dups, clock)
+    rid, tid = find_request(*frames, request_id, searched=snap.searched)
+    _note_reused_id(frames[0], rid)
+    tl = timeline_for(*frames, rid, tid)
+    context = contexts[tl.model_version]
     apply_version_context(tl, context)
     return tl, context
 
