@@ -258,3 +258,86 @@ def load_sorted_strings(
             table = np.load(base / f"{rec['file']}.table.npy", mmap_mode="r", allow_pickle=False)
             return codes, table
     return None
+
+
+_MERGEABLE = frozenset({"ts", "npy", "Int64", "strings", "json"})
+
+
+def _layout(frame: dict[str, Any]) -> list[tuple[str, str, bool]] | None:
+    """What must match for stored frames to be merged: column names, codecs and text dtypes."""
+    cols = frame["columns"]
+    if not all(c["codec"] in _MERGEABLE for c in cols):
+        return None
+    return [(c["name"], c["codec"], bool(c.get("str_dtype"))) for c in cols]
+
+
+def merge_frames(frames: list[dict[str, Any]], base: Path, prefix: str) -> list[dict[str, Any]]:
+    """Merge consecutive stored frames (`{"rows", "columns"}`, columns as from `save_frame`) of the
+    same layout into one, rewriting their files under `prefix`; frames that differ stay apart.
+
+    A frame read back is then what `pd.concat` of the frames read back gives, with one file per
+    column instead of one per column and frame (faster to read). Works column by column: memory
+    holds one column of the run at a time."""
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(frames):
+        layout = _layout(frames[i])
+        j = i + 1
+        while layout is not None and j < len(frames) and _layout(frames[j]) == layout:
+            j += 1
+        run = frames[i:j]
+        merged = _merge_run(run, base, f"{prefix}{len(out)}_") if len(run) > 1 else None
+        if merged is None:
+            out.extend(run)
+        else:
+            out.append(merged)
+            for frame in run:
+                for rec in frame["columns"]:
+                    for path in base.glob(f"{rec['file']}.*"):
+                        path.unlink()
+        i = j
+    return out
+
+
+def _merge_run(run: list[dict[str, Any]], base: Path, prefix: str) -> dict[str, Any] | None:
+    """One frame of the run's rows (see `merge_frames`); None when a number column's dtype differs
+    between frames (pandas would widen it: left as it is)."""
+    written: list[Path] = []
+    records = []
+    for k, first in enumerate(run[0]["columns"]):
+        recs = [frame["columns"][k] for frame in run]
+        name, codec = f"{prefix}c{k}", first["codec"]
+        rec: dict[str, Any] = {"name": first["name"], "file": name, "codec": codec}
+        if codec in ("ts", "npy", "Int64"):
+            parts = [_load(base / f"{r['file']}.npy") for r in recs]
+            if len({p.dtype for p in parts}) > 1:
+                for path in written:
+                    path.unlink()
+                return None
+            written.append(base / f"{name}.npy")
+            _save(written[-1], np.concatenate(parts))
+            if codec == "Int64":
+                written.append(base / f"{name}.mask.npy")
+                _save(written[-1], np.concatenate([_load(base / f"{r['file']}.mask.npy") for r in recs]))
+        elif codec == "strings":
+            table: dict[str, int] = {}
+            codes = []
+            for r in recs:
+                strings = orjson.loads((base / f"{r['file']}.strings.json").read_bytes())
+                remap = np.array([table.setdefault(s, len(table)) for s in strings] + [-1], dtype=np.int32)
+                codes.append(remap[_load(base / f"{r['file']}.codes.npy")])  # -1 (missing) stays -1
+            written += [base / f"{name}.codes.npy", base / f"{name}.strings.json"]
+            _save(written[-2], np.concatenate(codes).astype(np.int32, copy=False))
+            written[-1].write_bytes(orjson.dumps(list(table)))
+            rec["str_dtype"] = bool(first.get("str_dtype"))
+        else:  # json
+            values: list[Any] = []
+            nan: list[int] = []
+            for r in recs:
+                nan += [len(values) + n for n in r.get("nan", [])]
+                values += orjson.loads((base / f"{r['file']}.json").read_bytes())
+            written.append(base / f"{name}.json")
+            written[-1].write_bytes(orjson.dumps(values))
+            rec["nan"] = nan
+        records.append(rec)
+    return {"rows": sum(frame["rows"] for frame in run), "columns": records}

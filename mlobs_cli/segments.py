@@ -103,6 +103,10 @@ class SegmentWriter:
 
     def finish(self, part: Partial) -> dict[str, Any]:
         """Write the segment's index and move it in place; returns its entry in the file's index."""
+        from mlobs_cli.colstore import merge_frames
+
+        for kind, frames in self.frames.items():  # one frame per kind: far fewer files to read back
+            self.frames[kind] = merge_frames(frames, self.tmp, f"{kind[0]}m")
         b = part.builder
         doc = {
             "frames": self.frames,

@@ -193,12 +193,21 @@ def test_two_worker_build_and_append_equal_cold(tmp_path: Path, monkeypatch) -> 
     assert len(cache.entries()[0]["segments"]) == 3
 
 
+def _small_chunks(monkeypatch, events: int) -> None:
+    """Parse in 256-byte blocks and type every `events` events: many small frames per segment."""
+    from mlobs_cli import engine, sources
+
+    def small_blocks(stream, **kw):
+        return sources.iter_raw_blocks(stream, **{**kw, "block_bytes": 256})
+
+    monkeypatch.setattr(engine, "iter_raw_blocks", small_blocks)
+    monkeypatch.setattr(engine, "CHUNK_EVENTS", events)
+
+
 def test_many_chunks_with_different_categories_equal_cold(tmp_path: Path, monkeypatch) -> None:
     """Versions and sources come back from the cache as categoricals built from stored codes; chunks
     whose string tables differ (v1 only in some) must still give the cold frames exactly."""
-    from mlobs_cli import engine
-
-    monkeypatch.setattr(engine, "CHUNK_EVENTS", 7)  # many small frames per segment
+    _small_chunks(monkeypatch, 7)
     path = tmp_path / "chunks.log"
     lines = log_lines(0, 120).splitlines(keepends=True)
     lines[40:40] = [EVENT.format(m=0, s=1, us=5, e="request_received", i=999)]  # no summary: no version
@@ -210,3 +219,22 @@ def test_many_chunks_with_different_categories_equal_cold(tmp_path: Path, monkey
     with open(path, "a") as fh:  # the appended tail is parsed (object columns) and merged with them
         fh.write(log_lines(120, 3)[:-1])
     assert_same(*both(path))
+
+
+def test_merged_segment_frames_equal_cold_when_chunks_differ(tmp_path: Path, monkeypatch) -> None:
+    """A segment's chunks are merged on disk into one frame per kind where their columns match; a
+    field present in some chunks only, or ints in one chunk and floats in the next, keep them apart."""
+    _small_chunks(monkeypatch, 5)
+    path = tmp_path / "mixed.log"
+    lines = []
+    for i in range(60):
+        extra = {"n": i if i < 30 else i + 0.5} if i % 20 < 12 else {"tag": f"t{i % 3}", "n": None}
+        doc = {"ts": f"2026-11-26T10:00:{i:02d}Z", "request_id": f"r{i}", "model_version": f"v{i % 2}",
+               "latency_ms": 10 + i, "status": 200, "level": None if i % 7 else "warn", **extra}  # fmt: skip
+        lines.append(json.dumps(doc) + "\n")
+    path.write_text("".join(lines))
+    cold, warm = both(path)
+    assert_same(cold, warm)
+    seg = next(p for p in cache_root().glob("*/seg-*"))
+    frames = json.loads((seg / "segment.json").read_bytes())["frames"]["requests"]
+    assert 1 < len(frames) < 60 // 5  # merged where they could be, apart where they could not
