@@ -43,6 +43,8 @@ __all__ = [
     "set_enabled",
 ]
 HASH_BYTES = 64 * 1024
+# Data made from one state of the file (`snapshot.py`): removed whenever the index changes.
+DERIVED_FOLDERS = ("explain",)
 _CODE_FILES = (
     "records.py",
     "frame.py",
@@ -131,8 +133,10 @@ def _write_index(entry: Path, doc: dict[str, Any]) -> None:
     tmp.write_bytes(orjson.dumps(doc))
     os.replace(tmp, entry / "index.json")
     keep = set(s["name"] for s in doc["segments"])
-    for child in entry.iterdir():  # segments of an older state of the file
-        if child.is_dir() and child.name.startswith("seg-") and child.name not in keep:
+    for child in entry.iterdir():  # segments of an older state of the file, data derived from it
+        if child.is_dir() and (
+            (child.name.startswith("seg-") and child.name not in keep) or child.name in DERIVED_FOLDERS
+        ):
             shutil.rmtree(child, ignore_errors=True)
 
 
