@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlobs_cli.config import Settings
 from mlobs_cli.records import FieldStats, RecordParser, SkipReport, paused_gc
+from mlobs_cli.request_columns import ColumnBatches
 from mlobs_cli.scan import feed_blocks, summary_needles
 from mlobs_cli.sources import (
     RangeReader,
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 
 ALL_KINDS = frozenset({"requests", "milestones", "spans"})
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024  # below this, a second process costs more than it saves
+RANGE_BYTES = 12 * 1024 * 1024  # a unit of work for the two processes reading one large file
+MAX_RANGES = 255  # range indices travel as single bytes
 CHUNK_EVENTS = 65_536  # raw rows held before they are typed into compact columns
 
 
@@ -68,7 +73,7 @@ EVERYTHING = Need()
 class Partial:
     """The parsed content of one partition: pre-finish frames plus what the parser counted."""
 
-    builder: FrameBuilder
+    builder: FrameBuilder  # or, from a worker reading summaries only, `ColumnBatches` until merged
     skipped: SkipReport
     stats: FieldStats
     records: int  # records read (a multi-line object counts once): `Dataset.lines`
@@ -143,14 +148,21 @@ def parse_partition(
     *,
     last: bool = True,
     sink: Callable[[FrameBuilder], None] | None = None,
+    frames: bool = True,
 ) -> Partial:
     """Parse a whole source, or bytes `[start, end)` of a plain file, into a `Partial`.
 
-    With `sink`, frames go to the sink chunk by chunk and the partial keeps none of them."""
-    from mlobs_cli.frame import FrameBuilder
-
+    With `sink`, frames go to the sink chunk by chunk and the partial keeps none of them. With
+    `frames=False` (summaries only), the partial holds numpy columns (`ColumnBatches`), not frames,
+    and pandas is not imported."""
     parser = _new_parser(settings, need)
-    builder = FrameBuilder()
+    builder: FrameBuilder | ColumnBatches
+    if frames or not _columns_only(need):
+        from mlobs_cli.frame import FrameBuilder
+
+        builder = FrameBuilder()
+    else:
+        builder = ColumnBatches()
     if end is None:
         stream = open_source(source)
     else:
@@ -170,23 +182,44 @@ def parse_partition(
     return Partial(builder, parser.skipped, parser.stats, parser.lines, physical, open_state)
 
 
-def _fork_partition(
-    source: Source, settings: Settings, need: Need, start: int, end: int, *, last: bool = True
+def _claim(queue: int) -> int | None:
+    """The next range index from the shared work queue (a pipe of one byte per range), None when empty."""
+    got = os.read(queue, 1)
+    return got[0] if got else None
+
+
+def _parse_claimed(
+    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], queue: int, *, frames: bool
+) -> dict[int, Partial]:
+    """Parse ranges taken from `queue` until it is empty; `frames=False` keeps pandas out (see `Partial`)."""
+    done: dict[int, Partial] = {}
+    while (i := _claim(queue)) is not None:
+        start, end = ranges[i]
+        done[i] = parse_partition(source, settings, need, start, end, last=i == len(ranges) - 1, frames=frames)
+    return done
+
+
+def _fork_worker(
+    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], queue: int
 ) -> tuple[int, int]:
-    """Parse `[start, end)` in a forked child; returns (pid, read end of the result pipe)."""
+    """Fork a worker that parses ranges from `queue`; returns (pid, read end of its result pipe).
+
+    When only summaries are needed the worker stops at numpy columns (`request_columns`): it never
+    imports pandas, so it starts at once and its results are cheap to send.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     rfd, wfd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: parse, send the partial (a pickle read only by our own parent), exit
+    if pid == 0:  # child: parse, send the partials (a pickle read only by our own parent), exit
         os.close(rfd)
         code = 1
         try:
-            part = parse_partition(source, settings, need, start, end, last=last)
+            done = _parse_claimed(source, settings, need, ranges, queue, frames=not _columns_only(need))
             with os.fdopen(wfd, "wb") as out:
-                pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(done, out, protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
-        except BaseException:  # noqa: BLE001, S110 - the parent re-reads this range itself
+        except BaseException:  # noqa: BLE001, S110 - the parent re-reads the file itself
             pass
         finally:
             os._exit(code)
@@ -194,16 +227,32 @@ def _fork_partition(
     return pid, rfd
 
 
-def _collect(pid: int, rfd: int) -> Partial | None:
-    """The worker's partial, unpickled as it streams in (never the whole payload in memory too)."""
-    part = None
+def _collect(pid: int, rfd: int) -> dict[int, Partial] | None:
+    """The worker's partials, unpickled as they stream in (never the whole payload in memory too)."""
+    done = None
     with os.fdopen(rfd, "rb") as fh:
         try:
-            part = pickle.load(fh)  # noqa: S301 - written by our own forked child a moment ago
+            done = pickle.load(fh)  # noqa: S301 - written by our own forked child a moment ago
         except (EOFError, pickle.UnpicklingError):
-            part = None
+            done = None
     _, status = os.waitpid(pid, 0)
-    return part if status == 0 else None
+    return done if status == 0 else None
+
+
+def _stop_worker(pid: int, rfd: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    os.close(rfd)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _columns_only(need: Need) -> bool:
+    return need.kinds == frozenset({"requests"})
 
 
 def _can_split(source: Source) -> bool:
@@ -221,23 +270,65 @@ def _can_split(source: Source) -> bool:
     return not (head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")))
 
 
-def partials_of(source: Source, settings: Settings, need: Need, *, parallel: bool = True) -> list[Partial]:
-    """Parse one source as one or two partitions (two processes for a large plain file)."""
-    if not (parallel and _can_split(source)):
-        return [parse_partition(source, settings, need)]
+def _ranges(path: Path) -> list[tuple[int, int]]:
+    parts = max(2, min(MAX_RANGES, path.stat().st_size // RANGE_BYTES))
+    cuts = split_points(path, parts)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _parallel_partials(source: Source, settings: Settings, need: Need) -> list[Partial] | None:
+    """Parse a large plain file in two processes sharing a queue of byte ranges; None: read it whole.
+
+    The worker is forked before this process imports pandas (frames need it, the worker does not),
+    so it parses while the import runs; whoever is free takes the next range, which balances the two
+    processes whatever else each has to do.
+    """
     assert source.path is not None
-    cuts = split_points(source.path, 2)
-    if len(cuts) < 3 or cuts[1] in (cuts[0], cuts[2]):
-        return [parse_partition(source, settings, need)]
-    pid, rfd = _fork_partition(source, settings, need, cuts[1], cuts[2])
-    first = parse_partition(source, settings, need, cuts[0], cuts[1], last=False)
-    second = _collect(pid, rfd)
-    if first.open_state or second is None:
-        # Something spans the cut (a multi-line object, a split Docker line), or the worker failed:
-        # read the whole file in one pass.
-        return [parse_partition(source, settings, need)]
-    second.shift(first.physical_lines)
-    return [first, second]
+    ranges = _ranges(source.path)
+    if len(ranges) < 2:
+        return None
+    queue, fill = os.pipe()
+    os.write(fill, bytes(range(len(ranges))))
+    os.close(fill)
+    try:
+        pid, rfd = _fork_worker(source, settings, need, ranges, queue)
+        try:
+            from mlobs_cli.frame import FrameBuilder
+
+            done = _parse_claimed(source, settings, need, ranges, queue, frames=True)
+        except BaseException:
+            _stop_worker(pid, rfd)
+            raise
+    finally:
+        os.close(queue)
+    theirs = _collect(pid, rfd)
+    if theirs is None:
+        return None
+    done.update(theirs)
+    if sorted(done) != list(range(len(ranges))):
+        return None
+    ordered = [done[i] for i in range(len(ranges))]
+    if any(part.open_state for part in ordered[:-1]):
+        # Something spans a cut (a multi-line object, a split Docker line): read the file in one pass.
+        return None
+    offset = 0
+    for part in ordered:
+        if isinstance(part.builder, ColumnBatches):
+            frames = FrameBuilder()
+            frames.add_columns(part.builder)
+            part.builder = frames
+        part.shift(offset)
+        offset += part.physical_lines
+    return ordered
+
+
+def partials_of(source: Source, settings: Settings, need: Need, *, parallel: bool = True) -> list[Partial]:
+    """Parse one source as one partition, or as byte ranges in two processes (a large plain file)."""
+    if parallel and _can_split(source):
+        parts = _parallel_partials(source, settings, need)
+        if parts is not None:
+            return parts
+    return [parse_partition(source, settings, need)]
 
 
 def merge_partials(

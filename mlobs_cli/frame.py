@@ -27,17 +27,9 @@ from mlobs_cli.records import (
     SkipReport,
     paused_gc,
 )
+from mlobs_cli.request_columns import ColumnBatches, RequestColumns, request_columns
 from mlobs_cli.schema import UNIT_FACTORS_MS, guess_duration_unit
-from mlobs_cli.values import (
-    durations_ms,
-    error_levels,
-    error_markers,
-    optional_durations_ms,
-    scalars,
-    shared_texts,
-    status_codes,
-    texts,
-)
+from mlobs_cli.values import shared_texts, texts
 
 UNKNOWN_VERSION = "unknown"
 TS_DTYPE = "datetime64[ns, UTC]"
@@ -187,57 +179,55 @@ def _requests_from_group(
     group: Group, skipped: SkipReport, kinds: dict[str, int], list_keys: set[str]
 ) -> pd.DataFrame:
     """Type one group's raw rows into the requests frame contract (rows with bad values dropped)."""
-    plan = group.plan
-    n = len(group.rows)
-    cols = _group_columns(group)
-    ts, bad_ts = utc_times(list(cols["ts"]) if "ts" in cols else group.outer, kinds)
-    lat, lat_guess, reasons = durations_ms(cols["latency_ms"], plan.units.get("latency_ms"))
-    reason = np.asarray(reasons if reasons is not None else [None] * n, dtype=object)
+    return _requests_frame(request_columns(group), skipped, kinds, list_keys)
+
+
+def _int64_series(values: np.ndarray, missing: np.ndarray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(values, missing.copy())
+
+
+def _requests_frame(
+    cols: RequestColumns, skipped: SkipReport, kinds: dict[str, int], list_keys: set[str]
+) -> pd.DataFrame:
+    """The requests frame of one group's typed columns (see `request_columns`), bad rows dropped."""
+    n = cols.n
+    ts, bad_ts = utc_times(list(cols.ts), kinds)
+    reason = cols.reasons if cols.reasons is not None else np.full(n, None, dtype=object)
     bad = reason != None  # noqa: E711 - elementwise on an object array
     reason[~bad & bad_ts] = BAD_TIMESTAMP
     bad |= bad_ts
-    if "inference_ms" in cols:
-        inf, inf_guess = optional_durations_ms(cols["inference_ms"], plan.units.get("inference_ms"))
+    if cols.status is not None:
+        status = _int64_series(*cols.status)
     else:
-        inf, inf_guess = np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if "status" in cols:
-        status, error = status_codes(cols["status"])
-    else:
-        status, error = pd.array([None] * n, dtype="Int64"), np.zeros(n, dtype=bool)
-    error = error | np.asarray((status >= 500).fillna(False), dtype=bool)
-    if "error" in cols:
-        error |= error_markers(cols["error"])
-    if "level" in cols:
-        error |= error_levels(cols["level"])
-    lat_key, inf_key = plan.keys.get("latency_ms"), plan.keys.get("inference_ms")
+        status = pd.array([None] * n, dtype="Int64")
     frame = pd.DataFrame(
         {
             "ts": ts,
-            "request_id": _obj(texts(cols["request_id"]) if "request_id" in cols else None, n),
-            "trace_id": _obj(texts(cols["trace_id"]) if "trace_id" in cols else None, n),
-            "model_version": _obj(
-                shared_texts(cols["model_version"]) if "model_version" in cols else None, n
-            ),
-            "latency_ms": lat,
-            "inference_ms": inf,
+            "request_id": _obj(cols.request_id, n),
+            "trace_id": _obj(cols.trace_id, n),
+            "model_version": _obj(cols.model_version, n),
+            "latency_ms": cols.latency,
+            "inference_ms": cols.inference,
             "status": status,
-            "error": error,
-            "level": _obj(shared_texts(cols["level"]) if "level" in cols else None, n),
-            "source": _obj(group.sources(), n),
-            "line": np.asarray(group.lines, dtype=np.int64),
+            "error": cols.error,
+            "level": _obj(cols.level, n),
+            "source": _obj(cols.sources(), n),
+            "line": cols.lines,
         }
     )
     # Keys whose unit is guessed at finish time; no column when none is (the usual case: less memory).
-    if lat_guess.any():
-        frame["latency_guess"] = _obj(np.where(lat_guess, lat_key, None), n)
-    if inf_guess.any():
-        frame["inference_guess"] = _obj(np.where(inf_guess, inf_key, None), n)
-    n_canon = len([f for f in group.fields if f in REQUEST_FIELDS])
-    for key in group.fields[n_canon:]:
-        column = scalars(cols[key])
-        if column.isna().all() and not all(v is None for v in cols[key]):
-            list_keys.add(key)  # lists/objects (e.g. predictions): not kept in the frame
-            continue
+    if cols.latency_guess.any():
+        frame["latency_guess"] = _obj(np.where(cols.latency_guess, cols.latency_key, None), n)
+    if cols.inference_guess.any():
+        frame["inference_guess"] = _obj(np.where(cols.inference_guess, cols.inference_key, None), n)
+    list_keys.update(cols.list_keys)
+    for key, (values, missing) in cols.attrs.items():
+        if missing is not None:
+            column = pd.Series(_int64_series(values, missing))
+        elif values.dtype == object:
+            column = pd.Series(values, dtype=object)
+        else:
+            column = pd.Series(values)
         frame[key if key not in frame.columns else f"attr.{key}"] = column
     return _drop_bad(frame, bad, reason, skipped)
 
@@ -527,6 +517,17 @@ class FrameBuilder:
     def add(self, batch: Batch) -> None:
         with paused_gc():
             self._add(batch)
+
+    def add_columns(self, pending: ColumnBatches) -> None:
+        """Turn the typed request columns of a worker's `ColumnBatches` into frames, batch by batch."""
+        skips, kinds = self.extra_skips, self.ts_kinds
+        with paused_gc():
+            while pending.batches:
+                columns, order = pending.batches.pop(0)
+                frames = [_requests_frame(c, skips, kinds, self.list_keys) for c in columns]
+                req = _in_log_order(frames, order)
+                if req is not None:
+                    self._requests.append(req)
 
     def _add(self, batch: Batch) -> None:
         skips, kinds = self.extra_skips, self.ts_kinds

@@ -22,6 +22,7 @@ what it holds (its stage event, timestamps). `--strict` and `mlobs schema` turn 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,34 +59,76 @@ def summary_needles(overrides: dict[str, FieldOverride] | None = None) -> tuple[
     return tuple(sorted(w.encode() for w in minimal))
 
 
-def _find_all(haystack: bytes, needle: bytes) -> list[int]:
-    out: list[int] = []
-    find = haystack.find
-    step = len(needle)
-    pos = find(needle)
-    while pos >= 0:
-        out.append(pos)
-        pos = find(needle, pos + step)
-    return out
+# English letter frequencies, most to least common: a needle is looked up by its rarest-looking
+# letter pair (its anchor), so that few places need checking. Speed only: any pair finds the same.
+_LETTER_RANK = {c: i for i, c in enumerate(b"etaoinshrdlcumwfgypbvkjxqz")}
 
 
-def _unshaped_lines(sq: bytes, n: int) -> np.ndarray | None:
+@lru_cache(maxsize=16)
+def _anchors(needles: tuple[bytes, ...]) -> list[tuple[bytes, int, int]]:
+    """Per needle of two letters or more: `(needle, anchor offset, anchor pair as little-endian uint16)`."""
+    plans = []
+    for needle in needles:
+        if len(needle) < 2:
+            continue
+        a = max(
+            range(len(needle) - 1),
+            key=lambda i: _LETTER_RANK.get(needle[i], 26) + _LETTER_RANK.get(needle[i + 1], 26),
+        )
+        plans.append((needle, a, needle[a] | needle[a + 1] << 8))
+    return plans
+
+
+def _pairs_at(pairs: np.ndarray, wanted: list[int]) -> np.ndarray:
+    """Indices of `pairs` equal to one of `wanted`."""
+    match = pairs == wanted[0]
+    for pair in wanted[1:]:
+        match |= pairs == pair
+    return np.flatnonzero(match)
+
+
+def _needle_hits(sq: bytes, sqa: np.ndarray, needles: tuple[bytes, ...]) -> list[np.ndarray]:
+    """Offsets in `sq` where a needle starts: anchor pairs found by vectorized compares of the pairs
+    at even and at odd offsets, then each candidate checked letter by letter."""
+    hits = [np.flatnonzero(sqa == n[0]) for n in needles if len(n) == 1]
+    plans = _anchors(needles)
+    if not plans:
+        return hits
+    wanted = sorted({pair for _, _, pair in plans})
+    even = np.frombuffer(sq, dtype="<u2", count=len(sq) // 2)
+    odd = np.frombuffer(sq, dtype="<u2", count=(len(sq) - 1) // 2, offset=1)
+    at = np.concatenate([_pairs_at(even, wanted) * 2, _pairs_at(odd, wanted) * 2 + 1])
+    if not len(at):
+        return hits
+    pairs = sqa[at].astype(np.uint16) | sqa[at + 1].astype(np.uint16) << 8
+    for needle, a, pair in plans:
+        starts = at[pairs == pair] - a
+        starts = starts[(starts >= 0) & (starts + len(needle) <= len(sq))]
+        for j, ch in enumerate(needle):
+            if j in (a, a + 1) or not len(starts):
+                continue
+            starts = starts[sqa[starts + j] == ch]
+        hits.append(starts)
+    return hits
+
+
+def _unshaped_lines(sqa: np.ndarray, sq_nl: np.ndarray) -> np.ndarray | None:
     """Indices of lines whose squeezed form is not exactly `{letters}`; None when all are."""
-    # n lines, n-1 boundaries all `}\n{`, the first starts `{`, the last ends `}\n`, no other braces.
-    if sq[:1] == b"{" and sq[-2:] == b"}\n" and sq.count(b"}\n{") == n - 1 and sq.count(b"{") == n:
-        if sq.count(b"}") == n:
+    n = len(sq_nl)
+    opens = np.flatnonzero(sqa == 123)
+    closes = np.flatnonzero(sqa == 125)
+    line_starts = np.empty(n, dtype=np.int64)
+    line_starts[0] = 0
+    line_starts[1:] = sq_nl[:-1] + 1
+    if len(opens) == n and len(closes) == n:
+        if np.array_equal(opens, line_starts) and np.array_equal(closes, sq_nl - 1):
             return None
-    arr = np.frombuffer(sq, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
-    starts = np.empty(n, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = nl[:-1] + 1
-    nonempty = starts < nl
-    first_ok = nonempty & (arr[np.minimum(starts, len(arr) - 1)] == 123)
-    last_ok = nonempty & (arr[nl - 1] == 125)
-    opens = np.bincount(np.searchsorted(nl, np.flatnonzero(arr == 123)), minlength=n)
-    closes = np.bincount(np.searchsorted(nl, np.flatnonzero(arr == 125)), minlength=n)
-    ok = first_ok & last_ok & (opens == 1) & (closes == 1)
+    nonempty = line_starts < sq_nl
+    first_ok = nonempty & (sqa[np.minimum(line_starts, len(sqa) - 1)] == 123)
+    last_ok = nonempty & (sqa[sq_nl - 1] == 125)
+    n_open = np.bincount(np.searchsorted(sq_nl, opens), minlength=n)
+    n_close = np.bincount(np.searchsorted(sq_nl, closes), minlength=n)
+    ok = first_ok & last_ok & (n_open == 1) & (n_close == 1)
     return np.flatnonzero(~ok)
 
 
@@ -97,22 +140,18 @@ def candidate_lines(block: bytes, needles: tuple[bytes, ...]) -> tuple[np.ndarra
         ends = np.append(ends, len(block))
     n = len(ends)
     starts = np.empty(n, dtype=np.int64)
-    if n:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
+    if n == 0:
+        return starts, ends, np.empty(0, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
     sq = squeeze(block)
     if not sq.endswith(b"\n"):
         sq += b"\n"
-    hits: list[int] = []
-    for needle in needles:
-        hits.extend(_find_all(sq, needle))
-    if bytes([_MARK]) in sq:
-        hits.extend(_find_all(sq, bytes([_MARK])))
-    parts = []
-    if hits:
-        sq_nl = np.flatnonzero(np.frombuffer(sq, dtype=np.uint8) == 10)
-        parts.append(np.searchsorted(sq_nl, np.asarray(hits, dtype=np.int64)))
-    unshaped = _unshaped_lines(sq, n) if n else None
+    sqa = np.frombuffer(sq, dtype=np.uint8)
+    sq_nl = np.flatnonzero(sqa == 10)  # one per line: squeezing keeps every newline
+    hits = _needle_hits(sq, sqa, (*needles, bytes([_MARK])))
+    parts = [np.searchsorted(sq_nl, h) for h in hits if len(h)]
+    unshaped = _unshaped_lines(sqa, sq_nl)
     if unshaped is not None:
         parts.append(unshaped)
     if not parts:

@@ -2,7 +2,8 @@
 
 Parsing keeps raw values; these functions turn whole columns into typed arrays at once, taking the
 fast path (one numpy conversion) when every value already has the expected type, and a per-value path
-only for columns that hold strings like `"357.8ms"`, `"17.4"` or junk.
+only for columns that hold strings like `"357.8ms"`, `"17.4"` or junk. numpy only, no pandas: a forked
+reader worker (`engine`) types its columns with these without importing pandas.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlobs_cli.schema import UNIT_FACTORS_MS, duration_from_text
 
@@ -85,26 +85,43 @@ def optional_durations_ms(values: Sequence[Any], unit: str | None) -> tuple[np.n
     return ms, guess
 
 
-def status_codes(values: Sequence[Any]) -> tuple[pd.arrays.IntegerArray, np.ndarray]:
-    """HTTP-like codes as nullable Int64, and a flag for word statuses meaning failure ("error")."""
+def status_codes(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HTTP-like codes `(codes int64, missing, word_error)`: the parts of a nullable Int64 column, and a
+    flag for word statuses meaning failure ("error"). Codes outside int64 count as missing."""
     n = len(values)
     types = set(map(type, values))
     if types <= {int, type(None)}:
-        return pd.array(list(values), dtype="Int64"), np.zeros(n, dtype=bool)
-    codes: list[int | None] = [None] * n
+        if type(None) not in types:
+            try:
+                return np.array(values, dtype=np.int64), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+            except OverflowError:
+                pass
+        else:
+            missing = np.fromiter((v is None for v in values), dtype=bool, count=n)
+            try:
+                codes = np.array([0 if v is None else v for v in values], dtype=np.int64)
+                return codes, missing, np.zeros(n, dtype=bool)
+            except OverflowError:
+                pass
+    codes = np.zeros(n, dtype=np.int64)
+    missing = np.ones(n, dtype=bool)
     word_error = np.zeros(n, dtype=bool)
     for i, value in enumerate(values):
+        code = None
         if type(value) is int:
-            codes[i] = value
+            code = value
         elif type(value) is float and value.is_integer() and abs(value) < 1e9:
-            codes[i] = int(value)
+            code = int(value)
         elif type(value) is str:
             text = value.strip().lower()
             if text.isdigit() and len(text) < 10:
-                codes[i] = int(text)
+                code = int(text)
             elif text in _ERROR_WORDS or text.startswith(("error", "fail")):
                 word_error[i] = True
-    return pd.array(codes, dtype="Int64"), word_error
+        if code is not None and -(2**63) <= code < 2**63:
+            codes[i] = code
+            missing[i] = False
+    return codes, missing, word_error
 
 
 def error_markers(values: Sequence[Any]) -> np.ndarray:
@@ -124,11 +141,16 @@ def error_markers(values: Sequence[Any]) -> np.ndarray:
 
 def error_levels(values: Sequence[Any]) -> np.ndarray:
     """True where a log level says error (error, critical, fatal, ...)."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    flags = np.fromiter(
-        (type(v) is str and v.lower() in _ERROR_LEVELS for v in uniques), dtype=bool, count=len(uniques)
-    )
-    return np.append(flags, False)[codes]  # code -1 (missing) picks the appended False
+    n = len(values)
+    try:
+        flags = {v: type(v) is str and v.lower() in _ERROR_LEVELS for v in set(values)}
+    except TypeError:  # unhashable values (lists, objects) are never levels
+        return np.fromiter(
+            (type(v) is str and v.lower() in _ERROR_LEVELS for v in values), dtype=bool, count=n
+        )
+    if not any(flags.values()):
+        return np.zeros(n, dtype=bool)
+    return np.fromiter(map(flags.__getitem__, values), dtype=bool, count=n)
 
 
 def texts(values: Sequence[Any]) -> np.ndarray:
@@ -155,25 +177,29 @@ def shared_texts(values: Sequence[Any]) -> np.ndarray:
     """`texts` for low-cardinality columns (versions, levels, event names): equal strings become one
     object, so a million rows hold a million pointers to a few strings, not a million strings."""
     arr = texts(values)
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    table = np.empty(len(uniques) + 1, dtype=object)
-    table[: len(uniques)] = uniques
-    table[-1] = None
-    return table[codes]
+    items = arr.tolist()
+    one_of = {v: v for v in set(items)}
+    arr[:] = list(map(one_of.__getitem__, items))
+    return arr
 
 
-def scalars(values: Sequence[Any]) -> pd.Series:
-    """An attribute column: typed numeric when every present value is a number, else objects.
+def scalars(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """An attribute column `(values, missing)`: int64 with a missing mask when every present value is
+    an int (a nullable Int64 column), float64 when numbers include floats, else objects (mask None).
 
     Lists and objects are dropped (None): the frames keep scalars only.
     """
     types = set(map(type, values))
     if types <= {int, type(None)} and int in types:
-        return pd.Series(pd.array(list(values), dtype="Int64"))
-    if types <= {int, float, type(None)} and float in types:
-        return pd.Series(np.asarray([np.nan if v is None else v for v in values], dtype=np.float64))
+        missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        try:
+            return np.array([0 if v is None else v for v in values], dtype=np.int64), missing
+        except OverflowError:
+            pass
+    elif types <= {int, float, type(None)} and float in types:
+        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64), None
     if types & {list, dict}:
         values = [v if type(v) in (str, int, float, bool) else None for v in values]
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
-    return pd.Series(arr, dtype=object)
+    return arr, None

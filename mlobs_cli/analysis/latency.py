@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import ceil
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mlobs_cli.durations import parse_duration
 from mlobs_cli.errors import UsageError
+
+if TYPE_CHECKING:  # imported in the functions that use it: parse_percentiles is needed before loading,
+    import pandas as pd  # and a reader worker forked then must not inherit pandas' import cost
 
 STATUSES = ("all", "ok", "error")
 MAX_GROUP_SORTS = 50_000  # above this many groups, one lexsort beats a sort per group
@@ -99,6 +102,8 @@ def numpy_linear_quantiles(
 
 def _sorted_codes(series: pd.Series) -> tuple[np.ndarray, int]:
     """Integer codes ordered as the sorted values (missing last), and how many codes there are."""
+    import pandas as pd
+
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy().astype(np.int64)
         uniques = pd.Index(series.cat.categories)
@@ -146,6 +151,8 @@ def _starts(counts: np.ndarray) -> np.ndarray:
 
 
 def _check_inputs(requests: pd.DataFrame, by: list[str], metric: str, status: str) -> None:
+    import pandas as pd
+
     missing = [f for f in by if f not in requests.columns]
     if missing:
         known = ", ".join(str(c) for c in requests.columns)
@@ -186,6 +193,8 @@ def latency_table(
       request, or all at one instant): a rate needs a window.
     - Rows are ordered by bucket, then the keys in order (categories and values sorted).
     """
+    import pandas as pd
+
     by = list(by)
     _check_inputs(requests, by, metric, status)
     qs = [float(q) for q in percentiles]
@@ -295,6 +304,8 @@ def low_sample(table: pd.DataFrame, percentiles: list[float]) -> pd.DataFrame:
     Too small = fewer than `min_samples(q)` values (p99 from fewer than 100, p99.9 from fewer
     than 1,000): such a percentile is (an interpolation toward) the maximum: flagged, not hidden.
     """
+    import pandas as pd
+
     samples = table["samples"].to_numpy()
     return pd.DataFrame({percentile_key(q): samples < min_samples(q) for q in percentiles}, index=table.index)
 
@@ -307,6 +318,7 @@ def histogram(
     Returns `(edges, {group: counts})`; edges span the positive values of all groups, so versions
     can be compared bin for bin. Values <= 0 fall in the first bin; NaN values are left out.
     """
+
     values = requests[metric].to_numpy(dtype=np.float64, na_value=np.nan)
     ok = ~np.isnan(values)
     positive = values[ok & (values > 0)]
@@ -337,6 +349,8 @@ def stage_metric(
     frame (`name`) or the timeline's `stage_durations` (`stage`). Stages are matched to requests by
     `request_id`, else by `trace_id`. Raises UsageError listing the stage names when none matches.
     """
+    import pandas as pd
+
     named = stages[stages[name_col] == stage] if len(stages) else stages
     if not len(named):
         names = sorted({str(n) for n in stages[name_col].dropna().unique()}) if len(stages) else []
