@@ -145,7 +145,7 @@ def candidate_lines(block: bytes, needles: tuple[bytes, ...]) -> tuple[np.ndarra
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     sq = squeeze(block)
-    if not sq.endswith(b"\n"):
+    if not block.endswith(b"\n"):  # squeezing keeps every newline: one more ends the last line
         sq += b"\n"
     sqa = np.frombuffer(sq, dtype=np.uint8)
     sq_nl = np.flatnonzero(sqa == 10)  # one per line: squeezing keeps every newline

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -184,3 +186,58 @@ def test_prefilter_equals_full_read_on_random_objects(tmp_path: Path, objs: list
     if full.requests_from == "summaries" and len(full.requests):
         same_requests(fast, full)
         assert fast.skipped.as_dict() == full.skipped.as_dict()
+
+
+@pytest.mark.parametrize("range_bytes", [1, 700, 5000])
+@pytest.mark.parametrize("need", [Need.requests(), Need.requests(prefilter=False), engine.EVERYTHING])
+def test_many_shared_ranges_equal_one_pass(tmp_path: Path, run_cli, monkeypatch, range_bytes, need) -> None:
+    """Two processes taking ranges from one queue give one pass's answers: rows, line numbers, skip
+    counts and the first skipped places (a damaged line every ~40 lines, a pretty-printed object)."""
+    lines = simulated(tmp_path, run_cli, requests=120).read_text().splitlines()
+    damaged = [m for m in MESSY if m not in ("{", "}") and not m.startswith("  ")]
+    for i in range(len(lines) - 1, 0, -40):
+        lines.insert(i, damaged[i % len(damaged)])
+    path = tmp_path / "damaged.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "RANGE_BYTES", range_bytes)
+    two = read(path, need, parallel=True)
+    one = read(path, need, parallel=False)
+    same_requests(two, one)
+    pd.testing.assert_frame_equal(two.milestones, one.milestones)
+    pd.testing.assert_frame_equal(two.spans, one.spans)
+    assert two.skipped.as_dict() == one.skipped.as_dict()
+    assert two.skipped.examples == one.skipped.examples
+    assert two.stats.events == one.stats.events and two.stats.formats == one.stats.formats
+
+
+def test_the_summary_worker_imports_no_pandas() -> None:
+    """What a forked worker runs to read summaries (engine -> scan, records, request_columns) must not
+    import pandas: the worker starts before the parent imports it, and parses meanwhile."""
+    code = (
+        "import sys, mlobs_cli.engine, mlobs_cli.request_columns, mlobs_cli.scan, mlobs_cli.cli.common\n"
+        "import mlobs_cli.analysis.latency\n"
+        "assert 'pandas' not in sys.modules, 'pandas imported'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_worker_columns_become_the_same_frames(tmp_path: Path, run_cli) -> None:
+    """A partial typed into numpy columns (what the worker sends) turns into the frames of a direct read."""
+    from mlobs_cli.frame import FrameBuilder
+    from mlobs_cli.request_columns import ColumnBatches
+    from mlobs_cli.sources import expand_sources
+
+    path = simulated(tmp_path, run_cli, requests=150)
+    source = expand_sources([str(path)])[0]
+    need = Need.requests()
+    direct = engine.parse_partition(source, Settings(), need)
+    columns = engine.parse_partition(source, Settings(), need, frames=False)
+    assert isinstance(columns.builder, ColumnBatches)
+    converted = FrameBuilder()
+    converted.add_columns(columns.builder)
+    got = pd.concat(converted._requests, ignore_index=True)
+    want = pd.concat(direct.builder._requests, ignore_index=True)
+    pd.testing.assert_frame_equal(got, want)
