@@ -9,7 +9,6 @@ imports pandas and its results travel to the parent as compact arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -69,10 +68,11 @@ class RequestColumns:
         self.lines += offset
 
 
-def group_columns(group: Group) -> dict[str, list[Any]]:
-    """The raw rows of `group` as one list per field."""
-    rows = group.rows
-    return {name: list(map(itemgetter(i), rows)) for i, name in enumerate(group.fields)}
+def group_columns(group: Group) -> dict[str, tuple[Any, ...]]:
+    """The raw rows of `group` as one tuple per field."""
+    if not group.rows:
+        return {name: () for name in group.fields}
+    return dict(zip(group.fields, zip(*group.rows)))
 
 
 def request_columns(group: Group) -> RequestColumns:

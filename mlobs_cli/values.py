@@ -158,7 +158,7 @@ def texts(values: Sequence[Any]) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
     if set(map(type, values)) <= {str, type(None)}:
         arr[:] = values
-        if list(values).count(""):
+        if "" in values:
             arr[arr == ""] = None
         return arr
     for i, value in enumerate(values):
@@ -176,10 +176,24 @@ def texts(values: Sequence[Any]) -> np.ndarray:
 def shared_texts(values: Sequence[Any]) -> np.ndarray:
     """`texts` for low-cardinality columns (versions, levels, event names): equal strings become one
     object, so a million rows hold a million pointers to a few strings, not a million strings."""
-    arr = texts(values)
-    items = arr.tolist()
-    one_of = {v: v for v in set(items)}
-    arr[:] = list(map(one_of.__getitem__, items))
+    try:
+        distinct = list(set(values))
+    except TypeError:  # unhashable values (lists, objects) among them
+        arr = texts(values)
+        items = arr.tolist()
+        one_of = {v: v for v in set(items)}
+        arr[:] = list(map(one_of.__getitem__, items))
+        return arr
+    # Type each distinct value once. Values equal as keys type alike (1 == 1.0 == True aside:
+    # those are told apart by type below), so a lookup gives each row its text.
+    if any(type(v) in (int, float, bool) for v in distinct):
+        typed = texts(values)
+        one_of = {v: v for v in set(typed.tolist())}
+        typed[:] = list(map(one_of.__getitem__, typed.tolist()))
+        return typed
+    one_of = dict(zip(distinct, texts(distinct).tolist()))
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(map(one_of.__getitem__, values))
     return arr
 
 
