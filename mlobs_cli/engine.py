@@ -4,20 +4,16 @@ A partition is a whole source or a byte range of a large plain file (cut at a li
 gives a `Partial`: the pre-finish frames of the events it holds (only the kinds and request fields the
 command needs), its skip reports, field statistics and physical line count. Partials merge in input
 order (line numbers shifted) into one `FrameBuilder`, which finalizes the `Dataset`. The two-core cold
-path forks one worker for the second half of a large file; the cache (`cache.py`) stores partials of
-byte ranges; a cluster would only change who runs the partitions.
+path shares the byte ranges of a large file with one forked worker (`parallel.py`); the cache
+(`cache.py`) stores partials of byte ranges; a cluster would only change who runs the partitions.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlobs_cli.config import Settings
@@ -30,7 +26,6 @@ from mlobs_cli.sources import (
     TruncatedInputError,
     iter_raw_blocks,
     open_source,
-    split_points,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +34,6 @@ if TYPE_CHECKING:
 ALL_KINDS = frozenset({"requests", "milestones", "spans"})
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024  # below this, a second process costs more than it saves
 RANGE_BYTES = 12 * 1024 * 1024  # a unit of work for the two processes reading one large file
-MAX_RANGES = 255  # range indices travel as single bytes
 CHUNK_EVENTS = 65_536  # raw rows held before they are typed into compact columns
 
 
@@ -157,7 +151,7 @@ def parse_partition(
     and pandas is not imported."""
     parser = _new_parser(settings, need)
     builder: FrameBuilder | ColumnBatches
-    if frames or not _columns_only(need):
+    if frames or not columns_only(need):
         from mlobs_cli.frame import FrameBuilder
 
         builder = FrameBuilder()
@@ -182,76 +176,8 @@ def parse_partition(
     return Partial(builder, parser.skipped, parser.stats, parser.lines, physical, open_state)
 
 
-def _claim(queue: int) -> int | None:
-    """The next range index from the shared work queue (a pipe of one byte per range), None when empty."""
-    got = os.read(queue, 1)
-    return got[0] if got else None
-
-
-def _parse_claimed(
-    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], queue: int, *, frames: bool
-) -> dict[int, Partial]:
-    """Parse ranges taken from `queue` until it is empty; `frames=False` keeps pandas out (see `Partial`)."""
-    done: dict[int, Partial] = {}
-    while (i := _claim(queue)) is not None:
-        start, end = ranges[i]
-        done[i] = parse_partition(source, settings, need, start, end, last=i == len(ranges) - 1, frames=frames)
-    return done
-
-
-def _fork_worker(
-    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], queue: int
-) -> tuple[int, int]:
-    """Fork a worker that parses ranges from `queue`; returns (pid, read end of its result pipe).
-
-    When only summaries are needed the worker stops at numpy columns (`request_columns`): it never
-    imports pandas, so it starts at once and its results are cheap to send.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: parse, send the partials (a pickle read only by our own parent), exit
-        os.close(rfd)
-        code = 1
-        try:
-            done = _parse_claimed(source, settings, need, ranges, queue, frames=not _columns_only(need))
-            with os.fdopen(wfd, "wb") as out:
-                pickle.dump(done, out, protocol=pickle.HIGHEST_PROTOCOL)
-            code = 0
-        except BaseException:  # noqa: BLE001, S110 - the parent re-reads the file itself
-            pass
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    return pid, rfd
-
-
-def _collect(pid: int, rfd: int) -> dict[int, Partial] | None:
-    """The worker's partials, unpickled as they stream in (never the whole payload in memory too)."""
-    done = None
-    with os.fdopen(rfd, "rb") as fh:
-        try:
-            done = pickle.load(fh)  # noqa: S301 - written by our own forked child a moment ago
-        except (EOFError, pickle.UnpicklingError):
-            done = None
-    _, status = os.waitpid(pid, 0)
-    return done if status == 0 else None
-
-
-def _stop_worker(pid: int, rfd: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    os.close(rfd)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def _columns_only(need: Need) -> bool:
+def columns_only(need: Need) -> bool:
+    """Whether partials may hold numpy columns instead of frames (summaries only: see `parallel`)."""
     return need.kinds == frozenset({"requests"})
 
 
@@ -270,62 +196,14 @@ def _can_split(source: Source) -> bool:
     return not (head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")))
 
 
-def _ranges(path: Path) -> list[tuple[int, int]]:
-    parts = max(2, min(MAX_RANGES, path.stat().st_size // RANGE_BYTES))
-    cuts = split_points(path, parts)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
-
-
-def _parallel_partials(source: Source, settings: Settings, need: Need) -> list[Partial] | None:
-    """Parse a large plain file in two processes sharing a queue of byte ranges; None: read it whole.
-
-    The worker is forked before this process imports pandas (frames need it, the worker does not),
-    so it parses while the import runs; whoever is free takes the next range, which balances the two
-    processes whatever else each has to do.
-    """
-    assert source.path is not None
-    ranges = _ranges(source.path)
-    if len(ranges) < 2:
-        return None
-    queue, fill = os.pipe()
-    os.write(fill, bytes(range(len(ranges))))
-    os.close(fill)
-    try:
-        pid, rfd = _fork_worker(source, settings, need, ranges, queue)
-        try:
-            from mlobs_cli.frame import FrameBuilder
-
-            done = _parse_claimed(source, settings, need, ranges, queue, frames=True)
-        except BaseException:
-            _stop_worker(pid, rfd)
-            raise
-    finally:
-        os.close(queue)
-    theirs = _collect(pid, rfd)
-    if theirs is None:
-        return None
-    done.update(theirs)
-    if sorted(done) != list(range(len(ranges))):
-        return None
-    ordered = [done[i] for i in range(len(ranges))]
-    if any(part.open_state for part in ordered[:-1]):
-        # Something spans a cut (a multi-line object, a split Docker line): read the file in one pass.
-        return None
-    offset = 0
-    for part in ordered:
-        if isinstance(part.builder, ColumnBatches):
-            frames = FrameBuilder()
-            frames.add_columns(part.builder)
-            part.builder = frames
-        part.shift(offset)
-        offset += part.physical_lines
-    return ordered
-
-
 def partials_of(source: Source, settings: Settings, need: Need, *, parallel: bool = True) -> list[Partial]:
     """Parse one source as one partition, or as byte ranges in two processes (a large plain file)."""
     if parallel and _can_split(source):
-        parts = _parallel_partials(source, settings, need)
+        from mlobs_cli.parallel import byte_ranges, parallel_partials
+
+        assert source.path is not None
+        ranges = byte_ranges(source.path, RANGE_BYTES)
+        parts = parallel_partials(source, settings, need, ranges) if len(ranges) > 1 else None
         if parts is not None:
             return parts
     return [parse_partition(source, settings, need)]
