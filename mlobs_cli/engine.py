@@ -222,6 +222,7 @@ def merge_partials(
         parser.stats.merge(part.stats)
         parser.lines += part.records
         builder.absorb(part.builder)
+    builder.compact_requests()
     return parser, builder
 
 

@@ -200,7 +200,7 @@ def _requests_frame(
         status = _int64_series(*cols.status)
     else:
         status = pd.array([None] * n, dtype="Int64")
-    frame = pd.DataFrame(
+    frame = pd.DataFrame(  # copy=False: one block per column, which `compact_requests` relies on
         {
             "ts": ts,
             "request_id": _obj(cols.request_id, n),
@@ -213,7 +213,8 @@ def _requests_frame(
             "level": _obj(cols.level, n),
             "source": _obj(cols.sources(), n),
             "line": cols.lines,
-        }
+        },
+        copy=False,
     )
     # Keys whose unit is guessed at finish time; no column when none is (the usual case: less memory).
     if cols.latency_guess.any():
@@ -493,6 +494,24 @@ def _shared_categories(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return frames
 
 
+def _return_freed_memory() -> None:
+    """Hand memory freed in the middle of the heap back to the system (glibc `malloc_trim`): chunk
+    columns are small allocations that glibc would otherwise keep, so the peak would not drop."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
+
+
 class FrameBuilder:
     """Collect batches from a `RecordParser` into frames, chunk by chunk, then finish a `Dataset`."""
 
@@ -513,6 +532,27 @@ class FrameBuilder:
             self.ts_kinds[kind] = self.ts_kinds.get(kind, 0) + n
         self.extra_skips.merge(other.extra_skips)
         self.list_keys |= other.list_keys
+
+    def compact_requests(self) -> None:
+        """Join the request chunks into one frame column by column, dropping each chunk column once
+        copied: memory peaks at the chunks plus one column, not twice the requests (`pd.concat`).
+
+        Chunks are left as they are when their columns or dtypes differ (`finish` concatenates them).
+        """
+        frames = [f for f in self._requests if len(f)]
+        if len(frames) < 2:
+            return
+        names = list(frames[0].columns)
+        dtypes = list(frames[0].dtypes)
+        if any(list(f.columns) != names or list(f.dtypes) != dtypes for f in frames):
+            return
+        joined = {}
+        for name in names:
+            joined[name] = pd.concat([f[name] for f in frames], ignore_index=True)
+            for f in frames:
+                del f[name]  # one block per column (see `_requests_frame`): frees it, copies nothing
+            _return_freed_memory()
+        self._requests = [pd.DataFrame(joined, copy=False)]
 
     def add(self, batch: Batch) -> None:
         with paused_gc():

@@ -241,3 +241,32 @@ def test_worker_columns_become_the_same_frames(tmp_path: Path, run_cli) -> None:
     got = pd.concat(converted._requests, ignore_index=True)
     want = pd.concat(direct.builder._requests, ignore_index=True)
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_compacted_request_chunks_equal_one_concat(tmp_path: Path, run_cli) -> None:
+    """Many chunks joined column by column (`compact_requests`) give `pd.concat`'s frame."""
+    from mlobs_cli.frame import FrameBuilder
+    from mlobs_cli.sources import expand_sources
+
+    path = simulated(tmp_path, run_cli, requests=300)
+    part = engine.parse_partition(expand_sources([str(path)])[0], Settings(), Need.requests())
+    (whole,) = part.builder._requests
+    chunks = [whole.iloc[i : i + 37].reset_index(drop=True) for i in range(0, len(whole), 37)]
+    expected = pd.concat([c.copy() for c in chunks], ignore_index=True)
+    builder = FrameBuilder()
+    builder._requests = chunks
+    builder.compact_requests()
+    assert len(builder._requests) == 1
+    pd.testing.assert_frame_equal(builder._requests[0], expected)
+    pd.testing.assert_frame_equal(builder._requests[0], whole)
+
+
+def test_chunks_with_different_columns_are_left_to_finish() -> None:
+    from mlobs_cli.frame import FrameBuilder
+
+    a = pd.DataFrame({"x": [1.0], "route": ["/a"]})
+    b = pd.DataFrame({"x": [2.0]})
+    builder = FrameBuilder()
+    builder._requests = [a, b]
+    builder.compact_requests()
+    assert builder._requests == [a, b] and list(a.columns) == ["x", "route"]
