@@ -90,7 +90,7 @@ def _pairs_at(pairs: np.ndarray, wanted: list[int]) -> np.ndarray:
 def _needle_hits(sq: bytes, sqa: np.ndarray, needles: tuple[bytes, ...]) -> list[np.ndarray]:
     """Offsets in `sq` where a needle starts: anchor pairs found by vectorized compares of the pairs
     at even and at odd offsets, then each candidate checked letter by letter."""
-    hits = [np.flatnonzero(sqa == n[0]) for n in needles if len(n) == 1]
+    hits = [np.flatnonzero(sqa == n[0]) for n in needles if len(n) == 1 and n in sq]
     plans = _anchors(needles)
     if not plans:
         return hits
@@ -115,14 +115,17 @@ def _needle_hits(sq: bytes, sqa: np.ndarray, needles: tuple[bytes, ...]) -> list
 def _unshaped_lines(sqa: np.ndarray, sq_nl: np.ndarray) -> np.ndarray | None:
     """Indices of lines whose squeezed form is not exactly `{letters}`; None when all are."""
     n = len(sq_nl)
-    opens = np.flatnonzero(sqa == 123)
-    closes = np.flatnonzero(sqa == 125)
+    is_open = sqa == 123
+    is_close = sqa == 125
     line_starts = np.empty(n, dtype=np.int64)
     line_starts[0] = 0
     line_starts[1:] = sq_nl[:-1] + 1
-    if len(opens) == n and len(closes) == n:
-        if np.array_equal(opens, line_starts) and np.array_equal(closes, sq_nl - 1):
+    # n braces of each kind, each line starting with `{` and ending with `}`: one of each per line.
+    if np.count_nonzero(is_open) == n and np.count_nonzero(is_close) == n:
+        if is_open[line_starts].all() and is_close[sq_nl - 1].all():
             return None
+    opens = np.flatnonzero(is_open)
+    closes = np.flatnonzero(is_close)
     nonempty = line_starts < sq_nl
     first_ok = nonempty & (sqa[np.minimum(line_starts, len(sqa) - 1)] == 123)
     last_ok = nonempty & (sqa[sq_nl - 1] == 125)

@@ -302,18 +302,19 @@ def iter_raw_blocks(
             block = block[nl + 1 :]
             skipping = False
             yield None
-        if pending:
-            block = pending + block
-            pending = b""
         cut = block.rfind(b"\n") + 1
-        if cut < len(block):
-            pending = block[cut:]
-            block = block[:cut]
-            if len(pending) > max_line_bytes:
-                skipping = True
-                pending = b""
-        if block:
-            yield block
+        rest = block[cut:] if cut < len(block) else b""
+        if cut:  # whole lines end here: one copy at most (joining the held start of a line)
+            whole = b"".join((pending, memoryview(block)[:cut])) if pending or rest else block
+            pending = rest
+        else:  # still inside one line
+            whole = b""
+            pending += rest
+        if len(pending) > max_line_bytes:
+            skipping = True
+            pending = b""
+        if whole:
+            yield whole
     if skipping:
         yield None
     elif pending:

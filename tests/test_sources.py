@@ -8,6 +8,8 @@ import io
 import lzma
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlobs_cli.errors import InputError
 from mlobs_cli.sources import Source, expand_sources, iter_line_blocks, lines_at, open_source
@@ -70,3 +72,36 @@ def test_stdin_source(run_cli):
     result = run_cli("schema", "-", "--format", "json", input=stdin)
     assert result.exit_code == 0, result.stderr
     assert '"request_summary": 1' in result.stdout
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    st.booleans(),
+    st.integers(1, 9),
+    st.integers(0, 20),
+)
+def test_raw_blocks_hold_every_line_once_and_mark_long_ones(
+    lines: list[bytes], final_newline: bool, block_bytes: int, cap: int
+) -> None:
+    """Blocks of whole lines, cut anywhere by small reads, give back the lines (None: over the cap)."""
+
+    from mlobs_cli.sources import iter_raw_blocks
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    got: list[bytes | None] = []
+    for block in iter_raw_blocks(io.BytesIO(data), max_line_bytes=cap, block_bytes=block_bytes):
+        if block is None:
+            got.append(None)
+            continue
+        assert block.endswith(b"\n") or block == data[-len(block) :]
+        pieces = block.split(b"\n")
+        if block.endswith(b"\n"):
+            pieces.pop()
+        got.extend(pieces)
+    expected = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        expected.pop()
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g == e or (g is None and len(e) > cap), (g, e)
