@@ -3,20 +3,19 @@
 The file is cut into byte ranges (at line starts) whose indices wait in a pipe; each process takes
 the next index when it is free, so the two stay busy whatever else each has to do. The worker is
 forked before the parent imports pandas: when only summaries are needed it stops at numpy columns
-(`request_columns`) and never imports pandas, so it parses while the parent imports. It sends each
-range's partial as soon as it is parsed; a thread of the parent receives it at once (the worker never
-waits), and the parent turns it into frames between its own ranges. See `engine` for partials.
+(`request_columns`) and never imports pandas, so it parses while the parent imports. It writes each
+range's partial to an unnamed temporary file as soon as it is parsed and says where in a pipe, so it
+never waits for the parent; the parent turns it into frames between its own ranges. See `engine`.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import queue
 import signal
 import struct
 import sys
-import threading
+import tempfile
 from typing import TYPE_CHECKING
 
 from mlobs_cli.request_columns import ColumnBatches
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
     from mlobs_cli.engine import Need, Partial
 
 MAX_RANGES = 255  # range indices travel as single bytes
-_HEADER = struct.Struct("<IQ")  # range index, pickle length
-_F_SETPIPE_SZ = 1031  # Linux: a larger pipe lets the worker write a whole partial without waiting
+_NOTE = struct.Struct("<IQQ")  # range index, offset and length of its pickle in the spool file
 
 
 def byte_ranges(path: Path, range_bytes: int) -> list[tuple[int, int]]:
@@ -54,19 +52,21 @@ def parallel_partials(
     os.write(fill, bytes(range(len(ranges))))
     os.close(fill)
     try:
-        pid, results = _fork_worker(source, settings, need, ranges, tasks, frames=not columns_only(need))
-        inbox = _Inbox(results)
-        try:
-            done = _parse_own(source, settings, need, ranges, tasks, inbox)
-        except BaseException:
-            _stop(pid)
-            raise
-        finally:
-            inbox.thread.join()
+        with tempfile.TemporaryFile() as spool:  # unnamed: gone when closed, whatever happens
+            pid, notes = _fork_worker(
+                source, settings, need, ranges, tasks, spool.fileno(), frames=not columns_only(need)
+            )
+            try:
+                done, complete = _parse_own(source, settings, need, ranges, tasks, notes, spool.fileno())
+            except BaseException:
+                _stop(pid)
+                raise
+            finally:
+                os.close(notes)
     finally:
         os.close(tasks)
     _, status = os.waitpid(pid, 0)
-    if status != 0 or inbox.failed or sorted(done) != list(range(len(ranges))):
+    if status != 0 or not complete or sorted(done) != list(range(len(ranges))):
         return None
     ordered = [done[i] for i in range(len(ranges))]
     if any(part.open_state for part in ordered[:-1]):
@@ -94,63 +94,78 @@ def _parse_range(
 
 
 def _parse_own(
-    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], tasks: int, inbox: _Inbox
-) -> dict[int, Partial]:
-    """The parent's share: claim and parse ranges, taking in the worker's between them, then the rest."""
+    source: Source,
+    settings: Settings,
+    need: Need,
+    ranges: list[tuple[int, int]],
+    tasks: int,
+    notes: int,
+    spool: int,
+) -> tuple[dict[int, Partial], bool]:
+    """The parent's share: claim and parse ranges, taking in the worker's between them, then the rest.
+    Returns the partials by range index, and whether the worker's notes ended cleanly."""
     from mlobs_cli.frame import FrameBuilder  # imports pandas: the worker is parsing meanwhile
 
     done: dict[int, Partial] = {}
-    finished = False
+    held = b""
 
-    def take_in(block: bool) -> None:
-        nonlocal finished
-        while not finished:
+    def take_in(block: bool) -> bool:
+        """Read the worker's notes (all there are; with `block`, up to its end): False at its end."""
+        nonlocal held
+        os.set_blocking(notes, block)
+        while True:
             try:
-                item = inbox.messages.get(block=block)
-            except queue.Empty:
-                return
-            if item is None:  # the worker has finished
-                finished = True
-                return
-            i, part = item
-            if isinstance(part.builder, ColumnBatches):
-                frames = FrameBuilder()
-                frames.add_columns(part.builder)
-                part.builder = frames
-            done[i] = part
+                got = os.read(notes, 1 << 16)
+            except BlockingIOError:
+                return True
+            if not got:
+                return False
+            held += got
+            while len(held) >= _NOTE.size:
+                i, offset, size = _NOTE.unpack_from(held)
+                held = held[_NOTE.size :]
+                part = pickle.loads(os.pread(spool, size, offset))  # noqa: S301 - our worker's
+                if isinstance(part.builder, ColumnBatches):
+                    frames = FrameBuilder()
+                    frames.add_columns(part.builder)
+                    part.builder = frames
+                done[i] = part
 
     while (i := _claim(tasks)) is not None:
         done[i] = _parse_range(source, settings, need, ranges, i, frames=True)
         take_in(block=False)
     take_in(block=True)
-    return done
+    return done, not held
 
 
 def _fork_worker(
-    source: Source, settings: Settings, need: Need, ranges: list[tuple[int, int]], tasks: int, *, frames: bool
+    source: Source,
+    settings: Settings,
+    need: Need,
+    ranges: list[tuple[int, int]],
+    tasks: int,
+    spool: int,
+    *,
+    frames: bool,
 ) -> tuple[int, int]:
-    """Fork the worker; returns (pid, read end of its result pipe)."""
+    """Fork the worker; returns (pid, read end of the pipe of its notes)."""
     sys.stdout.flush()
     sys.stderr.flush()
     rfd, wfd = os.pipe()
-    try:
-        import fcntl
-
-        fcntl.fcntl(wfd, _F_SETPIPE_SZ, 1 << 20)
-    except (ImportError, OSError):
-        pass
     pid = os.fork()
-    if pid == 0:  # worker: parse ranges, send each partial (a pickle read only by our parent), exit
+    if pid == 0:  # worker: parse ranges, spool each partial (a pickle read only by our parent), exit
         os.close(rfd)
         code = 1
         try:
-            with os.fdopen(wfd, "wb") as out:
-                while (i := _claim(tasks)) is not None:
-                    part = _parse_range(source, settings, need, ranges, i, frames=frames)
-                    payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
-                    out.write(_HEADER.pack(i, len(payload)))
-                    out.write(payload)
-                    out.flush()
+            offset = 0
+            while (i := _claim(tasks)) is not None:
+                part = _parse_range(source, settings, need, ranges, i, frames=frames)
+                payload = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+                written = 0
+                while written < len(payload):
+                    written += os.pwrite(spool, memoryview(payload)[written:], offset + written)
+                os.write(wfd, _NOTE.pack(i, offset, len(payload)))  # under PIPE_BUF: one piece
+                offset += len(payload)
             code = 0
         except BaseException:  # noqa: BLE001, S110 - the parent then reads the file itself
             pass
@@ -158,31 +173,6 @@ def _fork_worker(
             os._exit(code)
     os.close(wfd)
     return pid, rfd
-
-
-class _Inbox:
-    """Receives the worker's partials on a thread, so the worker never waits for the parent."""
-
-    def __init__(self, fd: int) -> None:
-        self.messages: queue.SimpleQueue[tuple[int, Partial] | None] = queue.SimpleQueue()
-        self.failed = False
-        self.thread = threading.Thread(target=self._receive, args=(fd,), daemon=True)
-        self.thread.start()
-
-    def _receive(self, fd: int) -> None:
-        try:
-            with os.fdopen(fd, "rb") as fh:
-                while head := fh.read(_HEADER.size):
-                    i, size = _HEADER.unpack(head)
-                    payload = fh.read(size)
-                    if len(payload) != size:
-                        self.failed = True
-                        break
-                    self.messages.put((i, pickle.loads(payload)))  # noqa: S301 - our own worker's
-        except Exception:  # noqa: BLE001 - a broken worker: the parent reads the file itself
-            self.failed = True
-        finally:
-            self.messages.put(None)
 
 
 def _stop(pid: int) -> None:

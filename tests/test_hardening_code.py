@@ -144,6 +144,9 @@ ALLOWED = {
     ("parallel.py", "import pickle"),
     ("parallel.py", "os.fork"),
     ("cache.py", "os.fork"),
+    # glibc's malloc_trim(0), a constant call with no data, so that memory freed while request chunks
+    # are joined goes back to the system (peak RSS at 5M lines: 350 -> 298 MiB)
+    ("frame.py", "import ctypes"),
 }
 
 
