@@ -211,3 +211,64 @@ def test_alerts_fire_once_and_recover_once():
     changes = tracker.update(table(200, np.nan, np.nan, n_v2=0))  # v2 went quiet: rate 0
     assert [(c.model_version, c.firing) for c in changes] == [("v1", False), ("v2", True)]
     assert tracker.firing_list() == [{"rule": "v2: rate < 1/s", "model_version": "v2", "value": 0.0}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 90),
+                st.sampled_from(["v1", "v2", "v10"]),
+                st.one_of(st.floats(0, 5000, allow_nan=False), st.just(float("nan"))),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    window_s=st.sampled_from([5, 30, 200]),
+)
+def test_window_table_is_latency_table_of_the_rows_inside_bit_for_bit(batches, window_s):
+    """Per-version stats come from batches grouped by version and a window that cuts batches in
+    two; they must equal `latency_table` (mean, percentiles, max: same bits) on the same rows."""
+    from mlobs_cli.analysis.latency import latency_table
+
+    w = RollingWindow(window_s)
+    everything = []
+    for batch in batches:
+        secs, versions, lat, err = zip(*batch, strict=True)
+        w.add(requests(list(secs), list(versions), list(lat), errors=list(err)), WALL0)
+        everything.extend(batch)
+    qs = [50.0, 90.0, 99.0, 99.9]
+    snap = w.snapshot(WALL0, percentiles=qs)
+    end = (snap.window_end - T0).value
+    inside = [b for b in everything if end - window_s * 10**9 < b[0] * 10**9 <= end]
+    got = snap.table[snap.table["requests"] > 0].reset_index(drop=True)
+    if not inside:
+        assert got.empty
+        return
+    secs, versions, lat, err = zip(*inside, strict=True)
+    want = latency_table(requests(list(secs), list(versions), list(lat), errors=list(err)),
+                         by=["model_version"], percentiles=qs)  # fmt: skip
+    assert got["model_version"].astype(str).tolist() == want["model_version"].astype(str).tolist()
+    for col in want.columns.drop(["model_version", "rate_per_s"]):
+        a, b = got[col].to_numpy(dtype=float), want[col].to_numpy(dtype=float)
+        assert np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True), col
+        assert got[col].dtype == want[col].dtype, col
+
+
+def test_slowest_across_batches_ties_go_to_the_earlier_request():
+    w = RollingWindow(60)
+    w.add(requests([1, 2, 3], ["v1", "v2", "v1"], [50, 90, 90], ids=["a", "b", "c"]), WALL0)
+    w.add(requests([4, 5], ["v2", "v1"], [90, 70], ids=["d", "e"]), WALL0)
+    snap = w.snapshot(WALL0, slowest=4)
+    assert snap.slowest["request_id"].tolist() == ["b", "c", "d", "e"]
+    assert snap.slowest["model_version"].tolist() == ["v2", "v1", "v2", "v1"]
+    # a window (1.5 s, 4 s] that starts inside the first batch leaves its first row out
+    w2 = RollingWindow(2.5)
+    w2.add(requests([1, 2, 3], ["v1", "v1", "v1"], [500, 400, 10], ids=["a", "b", "c"]), WALL0)
+    w2.add(requests([4], ["v1"], [20], ids=["d"]), WALL0)
+    assert w2.snapshot(WALL0, slowest=5).slowest["request_id"].tolist() == ["b", "d", "c"]

@@ -1,0 +1,186 @@
+"""The batches a `RollingWindow` holds, grouped by model version once, and the statistics read from them.
+
+A `Chunk` is one added batch. Its numeric columns are stored grouped by version code (rows of one
+version contiguous, in arrival order), so a snapshot gathers each version's latencies by slicing,
+never by a pass over every row of the window per version. `version_stats` then gives exactly what
+`latency_table(by=["model_version"])` gives on the same rows: counts, errors, the mean as the same
+sequential sum in arrival order, and percentiles and max from one sort (numpy's linear method, via
+`numpy_linear_quantiles`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlobs_cli.analysis.latency import numpy_linear_quantiles, percentile_key
+
+
+@dataclass
+class Chunk:
+    """One added batch: its rows (for the slowest list) and its columns grouped by version code."""
+
+    low: int  # earliest and latest ts (ns)
+    high: int
+    rows: pd.DataFrame  # arrival order
+    order: np.ndarray  # grouped position -> row index in `rows`
+    spans: dict[int, tuple[int, int]]  # version code -> [start, end) in the grouped columns
+    ts: np.ndarray  # int64 ns, grouped
+    latency: np.ndarray  # float64 ms (NaN: missing), grouped
+    error: np.ndarray  # bool, grouped
+    _top: dict[int, np.ndarray] = field(default_factory=dict)  # k -> grouped positions, slowest first
+
+    @classmethod
+    def build(
+        cls, rows: pd.DataFrame, ts: np.ndarray, codes: np.ndarray, latency: np.ndarray, error: np.ndarray
+    ) -> Chunk:
+        """A chunk from arrival-order columns (`codes`: version codes)."""
+        order = np.argsort(codes, kind="stable")
+        grouped = codes[order]
+        present = np.flatnonzero(np.bincount(grouped)) if len(grouped) else np.empty(0, np.int64)
+        starts = np.searchsorted(grouped, present, side="left")
+        ends = np.searchsorted(grouped, present, side="right")
+        spans = {int(c): (int(a), int(b)) for c, a, b in zip(present, starts, ends, strict=True)}
+        return cls(int(ts.min()), int(ts.max()), rows, order, spans, ts[order], latency[order], error[order])
+
+    def arrival(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ts, codes, latency, error) back in arrival order."""
+        n = len(self.order)
+        codes = np.empty(n, dtype=np.int64)
+        for code, (a, b) in self.spans.items():
+            codes[a:b] = code
+        out = []
+        for grouped in (self.ts, codes, self.latency, self.error):
+            arr = np.empty_like(grouped)
+            arr[self.order] = grouped
+            out.append(arr)
+        return out[0], out[1], out[2], out[3]
+
+    def inside(self, start: int, end: int) -> np.ndarray | None:
+        """Mask (grouped order) of rows with start < ts <= end; None when all are inside."""
+        if self.low > start and self.high <= end:
+            return None
+        return (self.ts > start) & (self.ts <= end)
+
+    def top(self, k: int, mask: np.ndarray | None) -> np.ndarray:
+        """Grouped positions of the `k` slowest rows (within `mask`), slowest first, ties by arrival."""
+        if mask is None and k in self._top:
+            return self._top[k]
+        keep = ~np.isnan(self.latency)
+        if mask is not None:
+            keep &= mask
+        cand = np.flatnonzero(keep)
+        if len(cand) > k:
+            lat = self.latency[cand]
+            kth = np.partition(lat, len(lat) - k)[len(lat) - k]
+            cand = cand[lat >= kth]  # every row that can be among the k (ties at the edge included)
+        picked = cand[np.lexsort((self.order[cand], -self.latency[cand]))][:k]
+        if mask is None:
+            self._top[k] = picked
+        return picked
+
+
+def merge_chunks(chunks: list[Chunk]) -> Chunk:
+    """One chunk holding the rows of `chunks`, in order (their categories must be the same)."""
+    cols = [c.arrival() for c in chunks]
+    rows = pd.concat([c.rows for c in chunks], ignore_index=True)
+    ts, codes, latency, error = (np.concatenate([col[i] for col in cols]) for i in range(4))
+    return Chunk.build(rows, ts, codes, latency, error)
+
+
+def version_stats(
+    chunks: list[Chunk], masks: list[np.ndarray | None], versions: list[str], qs: list[float]
+) -> pd.DataFrame:
+    """`latency_table(rows, by=["model_version"], percentiles=qs)` of the rows `masks` select.
+
+    Same columns, dtypes and row order (by version name); `rate_per_s` is left NaN for the caller.
+    """
+    pieces: dict[int, list[np.ndarray]] = {}
+    errors: dict[int, int] = {}
+    for chunk, mask in zip(chunks, masks, strict=True):
+        for code, (a, b) in chunk.spans.items():
+            lat = chunk.latency[a:b]
+            err = chunk.error[a:b]
+            if mask is not None:
+                sel = mask[a:b]
+                lat = lat[sel]
+                err = err[sel]
+            if len(lat):
+                pieces.setdefault(code, []).append(lat)
+                errors[code] = errors.get(code, 0) + int(np.count_nonzero(err))
+    codes = sorted(pieces, key=lambda c: versions[c])
+    n = len(codes)
+    requests = np.zeros(n, dtype=np.int64)
+    samples = np.zeros(n, dtype=np.int64)
+    sums = np.zeros(n, dtype=np.float64)
+    quant = np.full((n, len(qs)), np.nan)
+    maxes = np.full(n, np.nan)
+    for i, code in enumerate(codes):
+        parts = pieces[code]
+        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        requests[i] = len(values)
+        missing = np.isnan(values)
+        if missing.any():
+            values = values[~missing]
+        samples[i] = len(values)
+        if not len(values):
+            continue
+        # latency_table's mean is np.bincount's sequential sum from 0.0, in arrival order: so is
+        # cumsum's, but from the first value (differs only for -0.0 sums: `+ 0.0` makes them +0.0).
+        sums[i] = float(np.cumsum(values)[-1]) + 0.0
+        ordered = np.sort(values)
+        one = np.zeros(1, dtype=np.int64), np.array([len(ordered)], dtype=np.int64)
+        quant[i] = numpy_linear_quantiles(ordered, *one, qs)[0]
+        maxes[i] = numpy_linear_quantiles(ordered, *one, [100.0])[0, 0]
+    errs = np.array([errors[c] for c in codes], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = sums / samples
+        error_rate = errs / requests
+    out: dict[str, object] = {
+        "model_version": pd.Categorical.from_codes(
+            np.asarray(codes, dtype=np.int64), dtype=pd.CategoricalDtype(list(versions)), validate=False
+        ),
+        "requests": requests,
+        "errors": errs,
+        "error_rate": error_rate,
+        "rate_per_s": np.full(n, np.nan),
+        "mean_ms": means,
+    }
+    for j, q in enumerate(qs):
+        out[percentile_key(q)] = quant[:, j]
+    out["max_ms"] = maxes
+    out["samples"] = samples
+    table = pd.DataFrame(out)
+    table.attrs.update(unbucketed=0, percentiles=list(qs), metric="latency_ms", status="all")
+    return table
+
+
+def bucket_p99(chunks: list[Chunk], first: int, current: int, width: int, versions: list[str]) -> dict:
+    """Bucket start -> {version: p99 ms} over rows with first <= ts < current, buckets `width` long."""
+    out: dict[int, dict[str, float]] = {}
+    by_code: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for chunk in chunks:
+        if chunk.high < first or chunk.low >= current:
+            continue
+        for code, (a, b) in chunk.spans.items():
+            ts = chunk.ts[a:b]
+            lat = chunk.latency[a:b]
+            sel = (ts >= first) & (ts < current) & ~np.isnan(lat)
+            if sel.any():
+                ts_l, lat_l = by_code.setdefault(code, ([], []))
+                ts_l.append(ts[sel])
+                lat_l.append(lat[sel])
+    for code, (ts_l, lat_l) in by_code.items():
+        ts = np.concatenate(ts_l)
+        lat = np.concatenate(lat_l)
+        bucket = ts - ts % width
+        order = np.lexsort((lat, bucket))
+        bucket, lat = bucket[order], lat[order]
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        counts = np.diff(np.r_[starts, len(bucket)])
+        p99 = numpy_linear_quantiles(lat, starts, counts, [99.0])[:, 0]
+        for b, p in zip(bucket[starts], p99, strict=True):
+            out.setdefault(int(b), {})[versions[code]] = float(p)
+    return out
