@@ -114,6 +114,11 @@ def add_lines(buf: bytes, source: str, last_no: int, out: FollowBatch, strip_nul
     """Add the lines of `buf` (which ends with a newline) to `out` as one block; return how many."""
     parts = buf.split(b"\n")
     parts.pop()  # empty, after the final newline
+    return add_parts(parts, source, last_no, out, strip_nul)
+
+
+def add_parts(parts: list[bytes], source: str, last_no: int, out: FollowBatch, strip_nul: bool) -> int:
+    """Add complete lines (without their newlines) to `out` as one block; return how many."""
     if strip_nul and parts and parts[0].startswith(b"\x00"):
         parts[0] = parts[0].lstrip(b"\x00")
     if parts:
@@ -273,13 +278,13 @@ class Follower:
         data = b"".join(chunks)
         f.last_data = time.monotonic()
         f.pos += got
-        f.signature = (f.signature + data)[-SIGNATURE:]
+        f.signature = (f.signature + data[-SIGNATURE:])[-SIGNATURE:]
         buf = f.partial + data if f.partial else data
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            f.line_no += add_lines(buf[:cut], source, f.line_no, batch, f.strip_nul)
+        if b"\n" in data:  # one split of the whole read: its last piece is the unfinished line
+            parts = buf.split(b"\n")
+            f.partial = parts.pop()
+            f.line_no += add_parts(parts, source, f.line_no, batch, f.strip_nul)
             f.strip_nul = False
-            f.partial = buf[cut:]
         else:
             f.partial = buf
         if len(f.partial) > MAX_PARTIAL:

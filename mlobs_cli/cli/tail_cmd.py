@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 
 FLUSH_EVENTS = 50_000  # parsed events that are framed at once even before the next update
+# Request fields read besides those every summary needs (records.REQUIRED_REQUEST_FIELDS): what
+# the window, the slowest list, --events and the metrics show.
+TAIL_FIELDS = frozenset({"request_id", "trace_id"})
+LIVE_MIN_REFRESH_S = 0.25  # the live view redraws at most 4 times a second, whatever --refresh says
 
 
 def _output_mode(fmt: str, plain: bool) -> str:
@@ -80,7 +84,9 @@ def tail(
     window: Annotated[
         str, typer.Option("--window", "-w", help="Rolling window (event time): 60s, 5m.")
     ] = "60s",
-    refresh: Annotated[str, typer.Option("--refresh", help="Update interval: 1s, 500ms.")] = "1s",
+    refresh: Annotated[
+        str, typer.Option("--refresh", help="Update interval: 1s, 500ms (the live view: 250ms at least).")
+    ] = "1s",
     duration: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on Python 3.10
         typer.Option("--duration", help="Stop after this long (30s, 5m), with a final summary."),
@@ -177,6 +183,8 @@ def run_tail(
     slow_ms = parse_latency_ms(slow_over) if slow_over is not None else None
     rules = [parse_alert(text) for text in alerts]
     mode = _output_mode(fmt, plain)
+    if mode == "live":  # a terminal view redrawn faster than this is not read, only paid for
+        refresh_s = max(refresh_s, LIVE_MIN_REFRESH_S)
     expr = None
     if where:
         from mlobs_cli.analysis.where import parse_where
@@ -187,7 +195,8 @@ def run_tail(
     qs = sorted({*shown_qs, *(r.percentile for r in rules if r.percentile is not None)})
     follower = Follower(sources, from_start=from_start, backlog=lines)
 
-    parser = RecordParser(settings.overrides)
+    # Only the request fields tail uses are typed (as `latency` does); `--where` may name any field.
+    parser = RecordParser(settings.overrides, fields=None if expr is not None else TAIL_FIELDS)
     cap = settings.max_line_bytes
     win = RollingWindow(window_s)
     tracker = AlertTracker(rules)
