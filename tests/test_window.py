@@ -272,3 +272,38 @@ def test_slowest_across_batches_ties_go_to_the_earlier_request():
     w2.add(requests([1, 2, 3], ["v1", "v1", "v1"], [500, 400, 10], ids=["a", "b", "c"]), WALL0)
     w2.add(requests([4], ["v1"], [20], ids=["d"]), WALL0)
     assert w2.snapshot(WALL0, slowest=5).slowest["request_id"].tolist() == ["b", "d", "c"]
+
+
+def test_a_batch_straddling_the_window_start_counts_only_its_rows_inside():
+    w = RollingWindow(5)
+    lat = [float(10 * (s + 1)) for s in range(10)]
+    w.add(requests(list(range(10)), ["v1"] * 10, lat, errors=[s % 2 == 0 for s in range(10)]), WALL0)
+    snap = w.snapshot(WALL0)  # window (4 s, 9 s]: the batch's last five rows
+    row = snap.table.set_index("model_version").loc["v1"]
+    inside = np.array(lat[5:])
+    assert row["requests"] == 5 and row["errors"] == 2  # s = 6, 8
+    assert row["p50_ms"] == np.percentile(inside, 50) and row["max_ms"] == inside.max()
+    assert row["mean_ms"] == inside.mean()
+    assert snap.slowest["request_id"].tolist() == ["r9", "r8", "r7", "r6", "r5"]
+    assert snap.totals == {"v1": (10, 5)}  # totals count every request ever read
+    # 3 s of wall time later the clock has moved on: only s = 8, 9 remain
+    later = w.snapshot(WALL0 + 3).table.set_index("model_version").loc["v1"]
+    assert later["requests"] == 2 and later["p99_ms"] == np.percentile(lat[8:], 99)
+
+
+def test_an_alert_fires_once_over_many_batches_and_snapshots_then_recovers_once():
+    from mlobs_cli.analysis.alerts import AlertTracker, parse_alert
+
+    w = RollingWindow(10)
+    tracker = AlertTracker([parse_alert("p99 > 250ms")])
+    changes = []
+    for i in range(6):  # one slow batch a second: p99 stays above 250 ms in every snapshot
+        w.add(requests([i + 0.1 * k for k in range(10)], ["v1"] * 10, [300.0] * 10), WALL0 + i)
+        for tick in (0.0, 0.5):
+            changes += tracker.update(w.snapshot(WALL0 + i + tick).table)
+    assert [(c.model_version, c.firing) for c in changes] == [("v1", True)]
+    for i in range(6, 20):  # then fast batches; the slow ones leave the 10 s window
+        w.add(requests([i + 0.1 * k for k in range(10)], ["v1"] * 10, [20.0] * 10), WALL0 + i)
+        changes += tracker.update(w.snapshot(WALL0 + i).table)
+    assert [(c.model_version, c.firing) for c in changes] == [("v1", True), ("v1", False)]
+    assert tracker.firing() == {}
