@@ -30,6 +30,7 @@ class Chunk:
     ts: np.ndarray  # int64 ns, grouped
     latency: np.ndarray  # float64 ms (NaN: missing), grouped
     error: np.ndarray  # bool, grouped
+    counts: dict[int, tuple[int, int]]  # version code -> (errors, missing latencies)
     _top: dict[int, np.ndarray] = field(default_factory=dict)  # k -> grouped positions, slowest first
 
     @classmethod
@@ -43,7 +44,10 @@ class Chunk:
         starts = np.searchsorted(grouped, present, side="left")
         ends = np.searchsorted(grouped, present, side="right")
         spans = {int(c): (int(a), int(b)) for c, a, b in zip(present, starts, ends, strict=True)}
-        return cls(int(ts.min()), int(ts.max()), rows, order, spans, ts[order], latency[order], error[order])
+        lat, err = latency[order], error[order]
+        err_at, nan_at = np.r_[0, np.cumsum(err)], np.r_[0, np.cumsum(np.isnan(lat))]
+        counts = {c: (int(err_at[b] - err_at[a]), int(nan_at[b] - nan_at[a])) for c, (a, b) in spans.items()}
+        return cls(int(ts.min()), int(ts.max()), rows, order, spans, ts[order], lat, err, counts)
 
     def arrival(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ts, codes, latency, error) back in arrival order."""
@@ -99,18 +103,24 @@ def version_stats(
     """
     pieces: dict[int, list[np.ndarray]] = {}
     errors: dict[int, int] = {}
+    with_nan: set[int] = set()
     for chunk, mask in zip(chunks, masks, strict=True):
         for code, (a, b) in chunk.spans.items():
             lat = chunk.latency[a:b]
-            err = chunk.error[a:b]
+            n_err, n_nan = chunk.counts[code]
             if mask is not None:
                 sel = mask[a:b]
                 lat = lat[sel]
-                err = err[sel]
+                n_err = int(np.count_nonzero(chunk.error[a:b][sel])) if n_err else 0
             if len(lat):
                 pieces.setdefault(code, []).append(lat)
-                errors[code] = errors.get(code, 0) + int(np.count_nonzero(err))
+                errors[code] = errors.get(code, 0) + n_err
+                if n_nan:
+                    with_nan.add(code)
     codes = sorted(pieces, key=lambda c: versions[c])
+    # Scratch space shared by the versions: each one's values are copied there once, then sorted.
+    size = max((sum(map(len, p)) for p in pieces.values()), default=0)
+    scratch, sums_scratch = np.empty(size), np.empty(size)
     n = len(codes)
     requests = np.zeros(n, dtype=np.int64)
     samples = np.zeros(n, dtype=np.int64)
@@ -119,18 +129,19 @@ def version_stats(
     maxes = np.full(n, np.nan)
     for i, code in enumerate(codes):
         parts = pieces[code]
-        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        values = scratch[: sum(map(len, parts))]
+        np.concatenate(parts, out=values)
         requests[i] = len(values)
-        missing = np.isnan(values)
-        if missing.any():
-            values = values[~missing]
+        if code in with_nan:
+            values = values[~np.isnan(values)]
         samples[i] = len(values)
         if not len(values):
             continue
         # latency_table's mean is np.bincount's sequential sum from 0.0, in arrival order: so is
         # cumsum's, but from the first value (differs only for -0.0 sums: `+ 0.0` makes them +0.0).
-        sums[i] = float(np.cumsum(values)[-1]) + 0.0
-        ordered = np.sort(values)
+        sums[i] = float(np.cumsum(values, out=sums_scratch[: len(values)])[-1]) + 0.0
+        values.sort()
+        ordered = values
         one = np.zeros(1, dtype=np.int64), np.array([len(ordered)], dtype=np.int64)
         quant[i] = numpy_linear_quantiles(ordered, *one, qs)[0]
         maxes[i] = numpy_linear_quantiles(ordered, *one, [100.0])[0, 0]
