@@ -4,8 +4,8 @@ A `Chunk` is one added batch. Its numeric columns are stored grouped by version 
 version contiguous, in arrival order), so a snapshot gathers each version's latencies by slicing,
 never by a pass over every row of the window per version. `version_stats` then gives exactly what
 `latency_table(by=["model_version"])` gives on the same rows: counts, errors, the mean as the same
-sequential sum in arrival order, and percentiles and max from one sort (numpy's linear method, via
-`numpy_linear_quantiles`).
+sequential sum in arrival order, and percentiles and max from the batches' sorted runs (each batch
+sorted once; `sorted_runs`), numpy's linear method bit for bit.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlobs_cli.analysis.latency import numpy_linear_quantiles, percentile_key
+from mlobs_cli.analysis.sorted_runs import quantiles_of_runs
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Chunk:
     error: np.ndarray  # bool, grouped
     counts: dict[int, tuple[int, int]]  # version code -> (errors, missing latencies)
     _top: dict[int, np.ndarray] = field(default_factory=dict)  # k -> grouped positions, slowest first
+    _runs: dict[int, np.ndarray] = field(default_factory=dict)  # version code -> sorted latencies
 
     @classmethod
     def build(
@@ -68,6 +70,21 @@ class Chunk:
             return None
         return (self.ts > start) & (self.ts <= end)
 
+    def sorted_run(self, code: int, mask: np.ndarray | None) -> np.ndarray:
+        """The latencies of one version (within `mask`), sorted, without NaN (cached when whole)."""
+        if mask is None and code in self._runs:
+            return self._runs[code]
+        a, b = self.spans[code]
+        lat = self.latency[a:b]
+        if mask is not None:
+            lat = lat[mask[a:b]]
+        run = np.sort(lat)  # NaN sorts last
+        if self.counts[code][1]:
+            run = run[: len(run) - int(np.count_nonzero(np.isnan(run)))]
+        if mask is None:
+            self._runs[code] = run
+        return run
+
     def top(self, k: int, mask: np.ndarray | None) -> np.ndarray:
         """Grouped positions of the `k` slowest rows (within `mask`), slowest first, ties by arrival."""
         if mask is None and k in self._top:
@@ -102,6 +119,7 @@ def version_stats(
     Same columns, dtypes and row order (by version name); `rate_per_s` is left NaN for the caller.
     """
     pieces: dict[int, list[np.ndarray]] = {}
+    runs: dict[int, list[np.ndarray]] = {}
     errors: dict[int, int] = {}
     with_nan: set[int] = set()
     for chunk, mask in zip(chunks, masks, strict=True):
@@ -114,11 +132,12 @@ def version_stats(
                 n_err = int(np.count_nonzero(chunk.error[a:b][sel])) if n_err else 0
             if len(lat):
                 pieces.setdefault(code, []).append(lat)
+                runs.setdefault(code, []).append(chunk.sorted_run(code, mask))
                 errors[code] = errors.get(code, 0) + n_err
                 if n_nan:
                     with_nan.add(code)
     codes = sorted(pieces, key=lambda c: versions[c])
-    # Scratch space shared by the versions: each one's values are copied there once, then sorted.
+    # Scratch space shared by the versions: each one's values are copied there once (for the sum).
     size = max((sum(map(len, p)) for p in pieces.values()), default=0)
     scratch, sums_scratch = np.empty(size), np.empty(size)
     n = len(codes)
@@ -140,11 +159,7 @@ def version_stats(
         # latency_table's mean is np.bincount's sequential sum from 0.0, in arrival order: so is
         # cumsum's, but from the first value (differs only for -0.0 sums: `+ 0.0` makes them +0.0).
         sums[i] = float(np.cumsum(values, out=sums_scratch[: len(values)])[-1]) + 0.0
-        values.sort()
-        ordered = values
-        one = np.zeros(1, dtype=np.int64), np.array([len(ordered)], dtype=np.int64)
-        quant[i] = numpy_linear_quantiles(ordered, *one, qs)[0]
-        maxes[i] = numpy_linear_quantiles(ordered, *one, [100.0])[0, 0]
+        quant[i], maxes[i] = quantiles_of_runs(runs[code], qs, scratch)
     errs = np.array([errors[c] for c in codes], dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = sums / samples
