@@ -5,7 +5,8 @@ timestamp seen, advanced by the wall time elapsed since that event arrived. A li
 slides in real time (a service that goes quiet decays to zero requests/s instead of freezing), and a
 replayed log with old timestamps gives the numbers of its own last W. A line without a timestamp is
 stamped with the clock at its arrival (with no timestamps at all, this is arrival time).
-Statistics come from `latency_table` (exact numpy percentiles); rates are requests / covered span.
+Statistics are `latency_table`'s on the rows inside (exact numpy percentiles, the same bits; see
+`window_chunks`); rates are requests / covered span.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ def _ns(wall_s: float) -> int:
 class RollingWindow:
     """Requests of the last `window_s` seconds (event clock), with running totals and a p99 trend.
 
-    Batches are kept as added (`Chunk`: columns grouped by version once), whole batches are
-    forgotten once they are out of the window, and a snapshot slices each version's latencies out
-    of the batches and sorts them once: no pass over the window per version, and no copy of the
+    Batches are kept as added (`Chunk`: columns grouped by version, latencies sorted once per
+    version), whole batches are forgotten once they are out of the window, and a snapshot reads
+    each version's ranks from those sorted runs: no sort of the window, and no copy of the
     per-request strings.
     """
 
