@@ -11,8 +11,10 @@
    the most it can process on one core.
 3. sustain: for each `--sustain RATE`, a writer appends at RATE for `--sustain-seconds` (10); the
    rate is kept up with when the follower's backlog at the end of writing is under one second of
-   input. Over 60 s the 60 s window is full, so each snapshot covers RATE x 60 requests: the
-   steady state (the lines are made beforehand: ~0.3 GB of memory per million).
+   input. Also printed: lines handled per CPU second of the follower (on a shared machine the
+   follower may be starved of CPU: this figure says what it needs, the verdict what it got).
+   Over 60 s the 60 s window is full, so each snapshot covers RATE x 60 requests: the steady
+   state (the lines are made beforehand: ~0.3 GB of memory per million).
 Linux only (/proc). Numbers depend on the machine; report them with its CPU model.
 """
 
@@ -156,13 +158,17 @@ def sustain(rate: float, tmp: Path, seconds: float = 10.0) -> None:
     cpu1, t1 = cpu_seconds(tail.proc.pid), time.monotonic()
     time.sleep(1.1)  # one refresh later
     seen = tail.last.get("lines", 0)
+    cpu2 = cpu_seconds(tail.proc.pid)
     backlog = written - seen
     final = tail.stop()
     kept = backlog < written / (t1 - t0)
+    # Lines handled per CPU second: what the follower could keep up with on a core of its own,
+    # whatever else the machine runs (a busy machine starves it of CPU, not of speed per line).
+    per_cpu = seen / max(1e-9, cpu2 - cpu0)
     print(f"sustain {rate:,.0f}/s for {seconds:g} s: wrote {written / (t1 - t0):,.0f} lines/s, follower CPU "
           f"{(cpu1 - cpu0) / (t1 - t0) * 100:.0f}%, backlog 1 s after the writer stopped "
           f"{max(0, backlog):,} lines -> {'kept up' if kept else 'fell behind'} "
-          f"(final count {final.get('lines', 0):,})")  # fmt: skip
+          f"(final count {final.get('lines', 0):,}); {per_cpu:,.0f} lines per CPU second")  # fmt: skip
 
 
 def main() -> None:
