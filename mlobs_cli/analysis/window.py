@@ -99,7 +99,7 @@ class RollingWindow:
         if self._first_ns is None:
             self._first_ns = wall
         cols = [c for c in KEEP if c in requests.columns]
-        rows = requests[cols].copy()
+        rows = requests[cols]  # copy-on-write (pandas 3): our column changes never reach `requests`
         if rows.empty:
             self.advance(wall_s)
             return rows
