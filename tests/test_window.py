@@ -307,3 +307,30 @@ def test_an_alert_fires_once_over_many_batches_and_snapshots_then_recovers_once(
         changes += tracker.update(w.snapshot(WALL0 + i).table)
     assert [(c.model_version, c.firing) for c in changes] == [("v1", True), ("v1", False)]
     assert tracker.firing() == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.floats(0, 59.9), st.sampled_from(["v1", "v2"]), st.floats(0, 5000, allow_nan=False)),
+        min_size=1,
+        max_size=80,
+    ),
+    step_s=st.sampled_from([3, 25, 60]),
+)
+def test_p99_trend_of_closed_buckets_is_numpys_whatever_the_batching(events, step_s):
+    """Buckets close one at a time (small steps) or many at once, from batches cut across bucket
+    bounds; each closed bucket's point is np.percentile 99 of its requests."""
+    w = RollingWindow(10, trend_points=6)
+    for start in range(0, 60, step_s):  # each batch added at its end: no request comes late
+        batch = [e for e in events if start <= e[0] < start + step_s]
+        if batch:
+            secs, versions, lat = zip(*batch, strict=True)
+            w.add(requests(list(secs), list(versions), list(lat)), WALL0 + start + step_s)
+    snap = w.snapshot(WALL0 + 60)
+    starts = [(b - T0.value) / 1e9 for b, _ in w._trend]  # the closed buckets, oldest first
+    for version, points in snap.trend.items():
+        assert len(points) == len(starts) + 1  # then the open window's p99
+        for b, got in zip(starts, points, strict=False):
+            vals = [x for s, v, x in events if v == version and b <= s < b + 10]
+            assert got == np.percentile(vals, 99) if vals else np.isnan(got)

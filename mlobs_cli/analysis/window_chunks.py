@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlobs_cli.analysis.latency import numpy_linear_quantiles, percentile_key
+from mlobs_cli.analysis.latency import percentile_key
 from mlobs_cli.analysis.sorted_runs import quantiles_of_runs
 
 
@@ -184,29 +184,22 @@ def version_stats(
 
 
 def bucket_p99(chunks: list[Chunk], first: int, current: int, width: int, versions: list[str]) -> dict:
-    """Bucket start -> {version: p99 ms} over rows with first <= ts < current, buckets `width` long."""
+    """Bucket start -> {version: p99 ms} over rows with first <= ts < current, buckets `width` long.
+
+    Each bucket's p99 is read from the batches' sorted runs (`quantiles_of_runs`): no sort of the
+    bucket, which holds a whole window's worth of requests.
+    """
     out: dict[int, dict[str, float]] = {}
-    by_code: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for chunk in chunks:
-        if chunk.high < first or chunk.low >= current:
-            continue
-        for code, (a, b) in chunk.spans.items():
-            ts = chunk.ts[a:b]
-            lat = chunk.latency[a:b]
-            sel = (ts >= first) & (ts < current) & ~np.isnan(lat)
-            if sel.any():
-                ts_l, lat_l = by_code.setdefault(code, ([], []))
-                ts_l.append(ts[sel])
-                lat_l.append(lat[sel])
-    for code, (ts_l, lat_l) in by_code.items():
-        ts = np.concatenate(ts_l)
-        lat = np.concatenate(lat_l)
-        bucket = ts - ts % width
-        order = np.lexsort((lat, bucket))
-        bucket, lat = bucket[order], lat[order]
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-        counts = np.diff(np.r_[starts, len(bucket)])
-        p99 = numpy_linear_quantiles(lat, starts, counts, [99.0])[:, 0]
-        for b, p in zip(bucket[starts], p99, strict=True):
-            out.setdefault(int(b), {})[versions[code]] = float(p)
+    for b in range(first, current, width):
+        runs: dict[int, list[np.ndarray]] = {}
+        for chunk in chunks:
+            if chunk.high < b or chunk.low >= b + width:
+                continue
+            mask = chunk.inside(b - 1, b + width - 1)  # b <= ts < b + width, in ns
+            for code in chunk.spans:
+                run = chunk.sorted_run(code, mask)
+                if len(run):
+                    runs.setdefault(code, []).append(run)
+        for code, parts in runs.items():
+            out.setdefault(b, {})[versions[code]] = float(quantiles_of_runs(parts, [99.0])[0][0])
     return out
