@@ -1,7 +1,7 @@
 """Benchmark `mlobs tail`: CPU while a writer appends at a steady rate, and the highest rate it keeps up with.
 
     PYTHONPATH=. python benchmarks/bench_tail.py [--rate 10000] [--seconds 20] [--catchup-lines 1000000]
-                                                [--sustain RATE ...]
+                                                [--sustain RATE ...] [--sustain-seconds 10]
 
 1. steady: a writer process appends `--rate` request-summary lines/s (in 10 ms slices) for
    `--seconds`, while `mlobs tail FILE --format ndjson --refresh 1s --window 60s` follows it. The
@@ -9,8 +9,12 @@
    start-up is excluded), and the run checks that every line was counted.
 2. catch-up: `mlobs tail --from-start` on a file of `--catchup-lines` lines; lines / CPU seconds is
    the most it can process on one core.
-3. sustain: for each `--sustain RATE`, a writer appends at RATE for 10 s; the rate is kept up with
-   when the follower's backlog at the end of writing is under one second of input.
+3. sustain: for each `--sustain RATE`, a writer appends at RATE for `--sustain-seconds` (10); the
+   rate is kept up with when the follower's backlog at the end of writing is under one second of
+   input. Also printed: lines handled per CPU second of the follower (on a shared machine the
+   follower may be starved of CPU: this figure says what it needs, the verdict what it got).
+   Over 60 s the 60 s window is full, so each snapshot covers RATE x 60 requests: the steady
+   state (the lines are made beforehand: ~0.3 GB of memory per million).
 Linux only (/proc). Numbers depend on the machine; report them with its CPU model.
 """
 
@@ -154,13 +158,17 @@ def sustain(rate: float, tmp: Path, seconds: float = 10.0) -> None:
     cpu1, t1 = cpu_seconds(tail.proc.pid), time.monotonic()
     time.sleep(1.1)  # one refresh later
     seen = tail.last.get("lines", 0)
+    cpu2 = cpu_seconds(tail.proc.pid)
     backlog = written - seen
     final = tail.stop()
     kept = backlog < written / (t1 - t0)
-    print(f"sustain {rate:,.0f}/s: wrote {written / (t1 - t0):,.0f} lines/s, follower CPU "
+    # Lines handled per CPU second: what the follower could keep up with on a core of its own,
+    # whatever else the machine runs (a busy machine starves it of CPU, not of speed per line).
+    per_cpu = seen / max(1e-9, cpu2 - cpu0)
+    print(f"sustain {rate:,.0f}/s for {seconds:g} s: wrote {written / (t1 - t0):,.0f} lines/s, follower CPU "
           f"{(cpu1 - cpu0) / (t1 - t0) * 100:.0f}%, backlog 1 s after the writer stopped "
           f"{max(0, backlog):,} lines -> {'kept up' if kept else 'fell behind'} "
-          f"(final count {final.get('lines', 0):,})")  # fmt: skip
+          f"(final count {final.get('lines', 0):,}); {per_cpu:,.0f} lines per CPU second")  # fmt: skip
 
 
 def main() -> None:
@@ -169,6 +177,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--catchup-lines", type=int, default=1_000_000)
     ap.add_argument("--sustain", type=float, nargs="*", default=[])
+    ap.add_argument("--sustain-seconds", type=float, default=10.0)
     ap.add_argument("--skip-steady", action="store_true")
     args = ap.parse_args()
     cpu = next(
@@ -182,7 +191,7 @@ def main() -> None:
         if args.catchup_lines:
             catchup(args.catchup_lines, tmp)
         for rate in args.sustain:
-            sustain(rate, tmp)
+            sustain(rate, tmp, args.sustain_seconds)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,11 @@ def add_lines(buf: bytes, source: str, last_no: int, out: FollowBatch, strip_nul
     """Add the lines of `buf` (which ends with a newline) to `out` as one block; return how many."""
     parts = buf.split(b"\n")
     parts.pop()  # empty, after the final newline
+    return add_parts(parts, source, last_no, out, strip_nul)
+
+
+def add_parts(parts: list[bytes], source: str, last_no: int, out: FollowBatch, strip_nul: bool) -> int:
+    """Add complete lines (without their newlines) to `out` as one block; return how many."""
     if strip_nul and parts and parts[0].startswith(b"\x00"):
         parts[0] = parts[0].lstrip(b"\x00")
     if parts:
@@ -257,9 +262,10 @@ class Follower:
             return False
         got = 0
         chunks: list[bytes] = []
+        want = min(POLL_BUDGET, size - f.pos)  # what fstat saw, in one read; then on to EOF
         while got < POLL_BUDGET:
             try:
-                data = _pread(f.fd, CHUNK, f.pos + got)
+                data = _pread(f.fd, want if not got else min(CHUNK, POLL_BUDGET - got), f.pos + got)
             except OSError:
                 break
             if not data:
@@ -270,18 +276,19 @@ class Follower:
             return False
         if got >= POLL_BUDGET:
             self.more = True
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         f.last_data = time.monotonic()
         f.pos += got
-        f.signature = (f.signature + data)[-SIGNATURE:]
-        buf = f.partial + data if f.partial else data
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            f.line_no += add_lines(buf[:cut], source, f.line_no, batch, f.strip_nul)
+        f.signature = (f.signature + data[-SIGNATURE:])[-SIGNATURE:]
+        if b"\n" in data:  # one split of the whole read: its last piece is the unfinished line
+            parts = data.split(b"\n")
+            if f.partial:  # the line held from the last read ends in this one
+                parts[0] = f.partial + parts[0]
+            f.partial = parts.pop()
+            f.line_no += add_parts(parts, source, f.line_no, batch, f.strip_nul)
             f.strip_nul = False
-            f.partial = buf[cut:]
         else:
-            f.partial = buf
+            f.partial += data
         if len(f.partial) > MAX_PARTIAL:
             self._flush_partial(source, f, batch)
         return True

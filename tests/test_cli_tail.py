@@ -371,3 +371,23 @@ def test_alert_recovers_when_the_window_moves_on(tmp_path, run_cli):
     assert alerts[0].startswith("mlobs: alert: p99 > 100ms [v1] (p99 = 500 ms")
     assert alerts[1].startswith("mlobs: recovered: p99 > 100ms [v1] (p99 = 10 ms")
     assert ndjson(result.stdout)[-1]["totals"] == {"v1": {"requests": 40, "errors": 0}}
+
+
+def test_where_on_an_attribute_reads_it_though_tail_otherwise_types_only_its_fields(tmp_path, run_cli):
+    now = pd.Timestamp.now(tz="UTC")
+    log = tmp_path / "app.log"
+    log.write_bytes(b"".join(
+        json.dumps({"ts": (now + pd.Timedelta(milliseconds=i)).isoformat(), "request_id": f"r{i}",
+                    "model_version": "v1", "latency_ms": 10.0 + i, "region": "eu" if i % 3 else "us",
+                    "user": {"tier": "gold" if i % 2 else "free"}}).encode() + b"\n"
+        for i in range(30)
+    ))  # fmt: skip
+    args = ["--from-start", "--format", "ndjson", "--window", "1h", "--intervals", "1", "--refresh", "100ms"]
+    every = ndjson(run_cli("tail", log, *args).stdout)[-1]
+    assert every["requests_total"] == 30 and every["skipped"] == 0
+    eu = run_cli("tail", log, *args, "--where", "region == 'eu'")
+    assert eu.exit_code == 0, eu.stderr
+    assert ndjson(eu.stdout)[-1]["requests_total"] == 20
+    gold = ndjson(run_cli("tail", log, *args, "--where", "user.tier == 'gold'").stdout)[-1]
+    assert gold["requests_total"] == 15
+    assert gold["rows"][0]["max_ms"] == 39.0

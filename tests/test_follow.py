@@ -316,3 +316,27 @@ def test_platforms_without_pread_seek_and_read(tmp_path, monkeypatch):
     log.write_bytes(b"e\n")  # truncated and rewritten
     assert drain(f) == [(str(log), 1, b"e")]
     f.close()
+
+
+def test_reads_that_end_inside_a_line_give_every_line_once_whole_and_numbered(tmp_path, monkeypatch):
+    """Blocks cut by the per-poll byte budget and by the writer: the unfinished last line of each
+    read is held, then emitted whole once its newline arrives."""
+    import mlobs_cli.follow as follow_module
+
+    monkeypatch.setattr(follow_module, "CHUNK", 1000)
+    monkeypatch.setattr(follow_module, "POLL_BUDGET", 3000)  # a poll stops mid-line, mid-file
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    f = Follower([str(log)])
+    lines = [b'{"n": %d, "pad": "%s"}' % (i, b"x" * (i * 7 % 61)) for i in range(400)]
+    data = b"".join(x + b"\n" for x in lines)
+    got = []
+    written = 0
+    for cut in (1, 2_999, 3_001, 9_000, 9_001, len(data) - 5, len(data)):  # writes end mid-line
+        append(log, data[written:cut])
+        written = cut
+        got.extend(f.poll())
+        while f.more:  # over the budget: the rest comes at once on the next polls
+            got.extend(f.poll())
+    f.close()
+    assert got == [(str(log), i, x) for i, x in enumerate(lines, 1)]

@@ -211,3 +211,126 @@ def test_alerts_fire_once_and_recover_once():
     changes = tracker.update(table(200, np.nan, np.nan, n_v2=0))  # v2 went quiet: rate 0
     assert [(c.model_version, c.firing) for c in changes] == [("v1", False), ("v2", True)]
     assert tracker.firing_list() == [{"rule": "v2: rate < 1/s", "model_version": "v2", "value": 0.0}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 90),
+                st.sampled_from(["v1", "v2", "v10"]),
+                st.one_of(st.floats(0, 5000, allow_nan=False), st.just(float("nan"))),
+                st.booleans(),
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    window_s=st.sampled_from([5, 30, 200]),
+)
+def test_window_table_is_latency_table_of_the_rows_inside_bit_for_bit(batches, window_s):
+    """Per-version stats come from batches grouped by version and a window that cuts batches in
+    two; they must equal `latency_table` (mean, percentiles, max: same bits) on the same rows."""
+    from mlobs_cli.analysis.latency import latency_table
+
+    w = RollingWindow(window_s)
+    everything = []
+    for batch in batches:
+        secs, versions, lat, err = zip(*batch, strict=True)
+        w.add(requests(list(secs), list(versions), list(lat), errors=list(err)), WALL0)
+        everything.extend(batch)
+    qs = [50.0, 90.0, 99.0, 99.9]
+    snap = w.snapshot(WALL0, percentiles=qs)
+    end = (snap.window_end - T0).value
+    inside = [b for b in everything if end - window_s * 10**9 < b[0] * 10**9 <= end]
+    got = snap.table[snap.table["requests"] > 0].reset_index(drop=True)
+    if not inside:
+        assert got.empty
+        return
+    secs, versions, lat, err = zip(*inside, strict=True)
+    want = latency_table(requests(list(secs), list(versions), list(lat), errors=list(err)),
+                         by=["model_version"], percentiles=qs)  # fmt: skip
+    assert got["model_version"].astype(str).tolist() == want["model_version"].astype(str).tolist()
+    for col in want.columns.drop(["model_version", "rate_per_s"]):
+        a, b = got[col].to_numpy(dtype=float), want[col].to_numpy(dtype=float)
+        assert np.array_equal(a.view(np.int64), b.view(np.int64)) or np.array_equal(a, b, equal_nan=True), col
+        assert got[col].dtype == want[col].dtype, col
+
+
+def test_slowest_across_batches_ties_go_to_the_earlier_request():
+    w = RollingWindow(60)
+    w.add(requests([1, 2, 3], ["v1", "v2", "v1"], [50, 90, 90], ids=["a", "b", "c"]), WALL0)
+    w.add(requests([4, 5], ["v2", "v1"], [90, 70], ids=["d", "e"]), WALL0)
+    snap = w.snapshot(WALL0, slowest=4)
+    assert snap.slowest["request_id"].tolist() == ["b", "c", "d", "e"]
+    assert snap.slowest["model_version"].tolist() == ["v2", "v1", "v2", "v1"]
+    # a window (1.5 s, 4 s] that starts inside the first batch leaves its first row out
+    w2 = RollingWindow(2.5)
+    w2.add(requests([1, 2, 3], ["v1", "v1", "v1"], [500, 400, 10], ids=["a", "b", "c"]), WALL0)
+    w2.add(requests([4], ["v1"], [20], ids=["d"]), WALL0)
+    assert w2.snapshot(WALL0, slowest=5).slowest["request_id"].tolist() == ["b", "d", "c"]
+
+
+def test_a_batch_straddling_the_window_start_counts_only_its_rows_inside():
+    w = RollingWindow(5)
+    lat = [float(10 * (s + 1)) for s in range(10)]
+    w.add(requests(list(range(10)), ["v1"] * 10, lat, errors=[s % 2 == 0 for s in range(10)]), WALL0)
+    snap = w.snapshot(WALL0)  # window (4 s, 9 s]: the batch's last five rows
+    row = snap.table.set_index("model_version").loc["v1"]
+    inside = np.array(lat[5:])
+    assert row["requests"] == 5 and row["errors"] == 2  # s = 6, 8
+    assert row["p50_ms"] == np.percentile(inside, 50) and row["max_ms"] == inside.max()
+    assert row["mean_ms"] == inside.mean()
+    assert snap.slowest["request_id"].tolist() == ["r9", "r8", "r7", "r6", "r5"]
+    assert snap.totals == {"v1": (10, 5)}  # totals count every request ever read
+    # 3 s of wall time later the clock has moved on: only s = 8, 9 remain
+    later = w.snapshot(WALL0 + 3).table.set_index("model_version").loc["v1"]
+    assert later["requests"] == 2 and later["p99_ms"] == np.percentile(lat[8:], 99)
+
+
+def test_an_alert_fires_once_over_many_batches_and_snapshots_then_recovers_once():
+    from mlobs_cli.analysis.alerts import AlertTracker, parse_alert
+
+    w = RollingWindow(10)
+    tracker = AlertTracker([parse_alert("p99 > 250ms")])
+    changes = []
+    for i in range(6):  # one slow batch a second: p99 stays above 250 ms in every snapshot
+        w.add(requests([i + 0.1 * k for k in range(10)], ["v1"] * 10, [300.0] * 10), WALL0 + i)
+        for tick in (0.0, 0.5):
+            changes += tracker.update(w.snapshot(WALL0 + i + tick).table)
+    assert [(c.model_version, c.firing) for c in changes] == [("v1", True)]
+    for i in range(6, 20):  # then fast batches; the slow ones leave the 10 s window
+        w.add(requests([i + 0.1 * k for k in range(10)], ["v1"] * 10, [20.0] * 10), WALL0 + i)
+        changes += tracker.update(w.snapshot(WALL0 + i).table)
+    assert [(c.model_version, c.firing) for c in changes] == [("v1", True), ("v1", False)]
+    assert tracker.firing() == {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.floats(0, 59.9), st.sampled_from(["v1", "v2"]), st.floats(0, 5000, allow_nan=False)),
+        min_size=1,
+        max_size=80,
+    ),
+    step_s=st.sampled_from([3, 25, 60]),
+)
+def test_p99_trend_of_closed_buckets_is_numpys_whatever_the_batching(events, step_s):
+    """Buckets close one at a time (small steps) or many at once, from batches cut across bucket
+    bounds; each closed bucket's point is np.percentile 99 of its requests."""
+    w = RollingWindow(10, trend_points=6)
+    for start in range(0, 60, step_s):  # each batch added at its end: no request comes late
+        batch = [e for e in events if start <= e[0] < start + step_s]
+        if batch:
+            secs, versions, lat = zip(*batch, strict=True)
+            w.add(requests(list(secs), list(versions), list(lat)), WALL0 + start + step_s)
+    snap = w.snapshot(WALL0 + 60)
+    starts = [(b - T0.value) / 1e9 for b, _ in w._trend]  # the closed buckets, oldest first
+    for version, points in snap.trend.items():
+        assert len(points) == len(starts) + 1  # then the open window's p99
+        for b, got in zip(starts, points, strict=False):
+            vals = [x for s, v, x in events if v == version and b <= s < b + 10]
+            assert got == np.percentile(vals, 99) if vals else np.isnan(got)

@@ -5,7 +5,8 @@ timestamp seen, advanced by the wall time elapsed since that event arrived. A li
 slides in real time (a service that goes quiet decays to zero requests/s instead of freezing), and a
 replayed log with old timestamps gives the numbers of its own last W. A line without a timestamp is
 stamped with the clock at its arrival (with no timestamps at all, this is arrival time).
-Statistics come from `latency_table` (exact numpy percentiles); rates are requests / covered span.
+Statistics are `latency_table`'s on the rows inside (exact numpy percentiles, the same bits; see
+`window_chunks`); rates are requests / covered span.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlobs_cli.analysis.latency import latency_table, percentile_key
+from mlobs_cli.analysis.latency import percentile_key
+from mlobs_cli.analysis.window_chunks import Chunk, bucket_p99, merge_chunks, version_stats
 
 KEEP = ["ts", "request_id", "trace_id", "model_version", "latency_ms", "status", "error", "source", "line"]
 TREND_POINTS = 10  # closed trend buckets kept per version (bucket = the window length)
@@ -68,32 +70,20 @@ def _ns(wall_s: float) -> int:
     return int(round(wall_s * 1e9))
 
 
-@dataclass
-class _Chunk:
-    """One added batch: its rows (for the slowest list) and the columns statistics need."""
-
-    low: int
-    high: int
-    rows: pd.DataFrame
-    ts: np.ndarray  # int64 ns
-    codes: np.ndarray  # model_version as an index into RollingWindow._versions
-    latency: np.ndarray
-    error: np.ndarray
-
-
 class RollingWindow:
     """Requests of the last `window_s` seconds (event clock), with running totals and a p99 trend.
 
-    Batches are kept as added; whole batches are forgotten once they are out of the window, and a
-    snapshot concatenates only the four numeric columns it needs, so the cost per snapshot is
-    one pass and one sort over the window, with no copy of the per-request strings.
+    Batches are kept as added (`Chunk`: columns grouped by version, latencies sorted once per
+    version), whole batches are forgotten once they are out of the window, and a snapshot reads
+    each version's ranks from those sorted runs: no sort of the window, and no copy of the
+    per-request strings.
     """
 
     def __init__(self, window_s: float, *, trend_points: int = TREND_POINTS) -> None:
         self.window_ns = max(1, _ns(window_s))
         self.window_s = window_s
         self.clock = EventClock()
-        self._chunks: list[_Chunk] = []
+        self._chunks: list[Chunk] = []
         self._versions: list[str] = []  # categories of model_version, in order of first sight
         self._version_code: dict[str, int] = {}
         self._first_ns: int | None = None  # the earliest time the input covers
@@ -109,17 +99,14 @@ class RollingWindow:
         if self._first_ns is None:
             self._first_ns = wall
         cols = [c for c in KEEP if c in requests.columns]
-        rows = requests[cols].copy()
+        rows = requests[cols]  # copy-on-write (pandas 3): our column changes never reach `requests`
         if rows.empty:
             self.advance(wall_s)
             return rows
-        uniques, inverse = np.unique(rows["model_version"].astype(str).to_numpy(), return_inverse=True)
-        for v in uniques:
-            if v not in self._version_code:
-                self._version_code[str(v)] = len(self._versions)
-                self._versions.append(str(v))
-        codes = np.array([self._version_code[str(v)] for v in uniques], dtype=np.int32)[inverse]
-        rows["model_version"] = pd.Categorical.from_codes(codes, categories=list(self._versions))
+        codes = self._codes(rows["model_version"])
+        rows["model_version"] = pd.Categorical.from_codes(
+            codes, dtype=pd.CategoricalDtype(list(self._versions)), validate=False
+        )
         ts = rows["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
         nat = np.iinfo(np.int64).min
         timed = ts != nat
@@ -129,22 +116,46 @@ class RollingWindow:
         if not timed.all():
             ts = np.where(timed, ts, self.clock.now(wall))
             rows["ts"] = pd.to_datetime(ts, unit="ns", utc=True)
-        low, high = int(ts.min()), int(ts.max())
+        chunk = Chunk.build(
+            rows,
+            ts,
+            codes,
+            rows["latency_ms"].to_numpy(dtype=np.float64, na_value=np.nan),
+            rows["error"].to_numpy(dtype=bool, na_value=False),
+        )
         if self._next_bucket is None:
-            self._next_bucket = low - low % self.window_ns
-        latency = rows["latency_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
-        error = rows["error"].to_numpy(dtype=bool, na_value=False)
-        n_by = np.bincount(codes, minlength=len(self._versions))
-        err_by = np.bincount(codes, weights=error, minlength=len(self._versions))
-        for code in np.flatnonzero(n_by):
+            self._next_bucket = chunk.low - chunk.low % self.window_ns
+        for code, (a, b) in chunk.spans.items():
             tot = self._totals.setdefault(self._versions[code], [0, 0])
-            tot[0] += int(n_by[code])
-            tot[1] += int(err_by[code])
-        self._chunks.append(_Chunk(low, high, rows, ts, codes, latency, error))
+            tot[0] += b - a
+            tot[1] += int(np.count_nonzero(chunk.error[a:b]))
+        self._chunks.append(chunk)
         if len(self._chunks) > MAX_CHUNKS:
             self._compact()
         self.advance(wall_s)
         return rows
+
+    def _codes(self, versions: pd.Series) -> np.ndarray:
+        """Version codes of a column (new versions registered in name order, as first seen)."""
+        if isinstance(versions.dtype, pd.CategoricalDtype):
+            cats = versions.cat.categories.astype(str)
+            inverse = versions.cat.codes.to_numpy().astype(np.int64)
+            if (inverse < 0).any():
+                cats = cats.append(pd.Index(["nan"]))
+                inverse = np.where(inverse < 0, len(cats) - 1, inverse)
+            used = np.bincount(inverse, minlength=len(cats)) > 0
+            if not used.all() or not cats.is_unique:
+                uniques, inverse = np.unique(cats.to_numpy(dtype=object)[inverse], return_inverse=True)
+            else:
+                uniques = cats.to_numpy(dtype=object)
+        else:
+            uniques, inverse = np.unique(versions.astype(str).to_numpy(), return_inverse=True)
+        for v in sorted(str(u) for u in uniques):
+            if v not in self._version_code:
+                self._version_code[v] = len(self._versions)
+                self._versions.append(v)
+        lookup = np.array([self._version_code[str(v)] for v in uniques], dtype=np.int64)
+        return lookup[inverse.reshape(-1)]
 
     def add_stages(self, stages: dict[str, tuple[str, float]]) -> None:
         """Remember the dominant stage of recent requests (request id -> (stage, ms))."""
@@ -157,39 +168,9 @@ class RollingWindow:
         """Merge the older half of the batches into one (bounds the number of batches kept)."""
         half = len(self._chunks) // 2
         old, self._chunks = self._chunks[:half], self._chunks[half:]
-        frames = []
         for c in old:
             c.rows["model_version"] = c.rows["model_version"].cat.set_categories(self._versions)
-            frames.append(c.rows)
-        merged = _Chunk(
-            min(c.low for c in old),
-            max(c.high for c in old),
-            pd.concat(frames, ignore_index=True),
-            *(np.concatenate([getattr(c, a) for c in old]) for a in ("ts", "codes", "latency", "error")),
-        )
-        self._chunks.insert(0, merged)
-
-    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if not self._chunks:
-            return (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0), np.empty(0, bool))
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([getattr(c, a) for c in self._chunks]) for a in ("ts", "codes", "latency", "error")
-        )
-
-    def _frame(
-        self, ts: np.ndarray, codes: np.ndarray, latency: np.ndarray, error: np.ndarray
-    ) -> pd.DataFrame:
-        """The columns `latency_table` reads, as a frame (`ts` as UTC nanoseconds, zero-copy)."""
-        return pd.DataFrame(
-            {
-                "ts": ts.view("datetime64[ns]"),
-                "model_version": pd.Categorical.from_codes(
-                    codes, dtype=pd.CategoricalDtype(list(self._versions)), validate=False
-                ),
-                "latency_ms": latency,
-                "error": error,
-            }
-        )
+        self._chunks.insert(0, merge_chunks(old))
 
     def _keep_from(self, now: int) -> int:
         return min(now - self.window_ns + 1, self._next_bucket if self._next_bucket is not None else now)
@@ -201,25 +182,16 @@ class RollingWindow:
             return now
         current = now - now % self.window_ns
         if current > self._next_bucket:
-            self._close_buckets(*self._columns(), current)
+            self._close_buckets(current)
         keep_from = self._keep_from(now)
         self._chunks = [c for c in self._chunks if c.high >= keep_from]
         return now
 
-    def _close_buckets(
-        self, ts: np.ndarray, codes: np.ndarray, latency: np.ndarray, error: np.ndarray, current: int
-    ) -> None:
+    def _close_buckets(self, current: int) -> None:
         w = self.window_ns
         maxlen = self._trend.maxlen or TREND_POINTS
         first = max(self._next_bucket, current - maxlen * w)
-        sel = (ts >= first) & (ts < current)
-        by_bucket: dict[int, dict[str, float]] = {}
-        if sel.any():
-            sub = self._frame(ts[sel], codes[sel], latency[sel], error[sel])
-            sub["_bucket"] = ts[sel] - ts[sel] % w
-            table = latency_table(sub, by=["_bucket", "model_version"], percentiles=[99.0])
-            for b, v, p in zip(table["_bucket"], table["model_version"], table["p99_ms"], strict=True):
-                by_bucket.setdefault(int(b), {})[str(v)] = float(p)
+        by_bucket = bucket_p99(self._chunks, first, current, w, self._versions)
         for b in range(first, current, w):
             self._trend.append((b, by_bucket.get(b, {})))
         self._next_bucket = current
@@ -233,13 +205,10 @@ class RollingWindow:
         qs_all = qs if 99.0 in qs else sorted({*qs, 99.0})
         now = self.advance(wall_s)
         start = now - self.window_ns
-        ts, codes, latency, error = self._columns()
-        inside = (ts > start) & (ts <= now)
-        everything = bool(inside.all())
-        frame = self._frame(*(a if everything else a[inside] for a in (ts, codes, latency, error)))
+        masks = [c.inside(start, now) for c in self._chunks]
         covered_from = max(start, self._first_ns if self._first_ns is not None else now)
         span_s = max(MIN_SPAN_S, (now - covered_from) / 1e9)
-        table = _version_table(frame, qs_all)
+        table = _version_table(version_stats(self._chunks, masks, self._versions, qs_all))
         table["rate_per_s"] = table["requests"] / span_s
         present = {str(v) for v in table["model_version"]}
         missing = [v for v in sorted(self._totals) if v not in present]
@@ -269,7 +238,7 @@ class RollingWindow:
             span_s=span_s,
             table=table,
             trend=trend,
-            slowest=self._slowest(latency, inside, slowest),
+            slowest=self._slowest(masks, slowest),
             totals={v: (t[0], t[1]) for v, t in sorted(self._totals.items())},
             percentiles=qs,
         )
@@ -280,18 +249,17 @@ class RollingWindow:
                 return self._stages[key]
         return None
 
-    def _slowest(self, latency: np.ndarray, inside: np.ndarray, k: int) -> pd.DataFrame:
-        """The `k` slowest requests in the window, with their dominant stage when known."""
-        candidates = np.flatnonzero(inside & ~np.isnan(latency))
-        if k and len(candidates) > k:
-            part = np.argpartition(-latency[candidates], k - 1)[:k]
-            candidates = candidates[part]
-        order = candidates[np.argsort(-latency[candidates], kind="stable")][:k] if k else candidates[:0]
-        offsets = np.cumsum([0] + [len(c.ts) for c in self._chunks])
+    def _slowest(self, masks: list[np.ndarray | None], k: int) -> pd.DataFrame:
+        """The `k` slowest requests in the window (ties: the earlier first), with their dominant
+        stage when known."""
+        cands: list[tuple[float, int, int]] = []  # (-latency, chunk, row)
+        if k:
+            for ci, (chunk, mask) in enumerate(zip(self._chunks, masks, strict=True)):
+                for pos in chunk.top(k, mask):
+                    cands.append((-float(chunk.latency[pos]), ci, int(chunk.order[pos])))
         picked = []
-        for idx in order:
-            ci = int(np.searchsorted(offsets, idx, side="right") - 1)
-            row = self._chunks[ci].rows.iloc[[int(idx - offsets[ci])]].copy()
+        for _, ci, row_idx in sorted(cands)[:k]:
+            row = self._chunks[ci].rows.iloc[[row_idx]].copy()
             row["model_version"] = row["model_version"].astype(str).astype(object)
             picked.append(row)
         top = pd.concat(picked, ignore_index=True) if picked else pd.DataFrame(columns=KEEP)
@@ -306,10 +274,11 @@ class RollingWindow:
         return top
 
 
-def _version_table(rows: pd.DataFrame, qs: list[float]) -> pd.DataFrame:
-    """`latency_table` by model version; its columns, with no rows, when `rows` is empty."""
-    if len(rows):
-        return latency_table(rows, by=["model_version"], percentiles=qs)
+def _version_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-version table; `latency_table`'s columns with object versions when it has no rows."""
+    if len(table):
+        return table
+    qs = table.attrs["percentiles"]
     cols = ["requests", "errors", "error_rate", "rate_per_s", "mean_ms"]
     cols += [percentile_key(q) for q in qs] + ["max_ms", "samples"]
     empty = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols})
