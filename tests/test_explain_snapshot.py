@@ -203,3 +203,19 @@ def test_a_damaged_snapshot_falls_back_to_a_full_read_saying_everything_once(run
         (folder / name).unlink()
     _same(run_cli, ["r5", str(path)])
     assert run_cli("explain", "r5", path).stderr.count("duplicate lines") == 1
+
+
+def test_ingest_stores_a_snapshot_unless_told_not_to(run_cli, tmp_path) -> None:
+    """`ingest` makes the snapshot by default; `--no-snapshot` stores only the columns (bounded
+    memory), and explain then answers from a full read and makes the snapshot itself."""
+    path = tmp_path / "app.log"
+    path.write_text(log_lines(0, 60))
+    result = run_cli("ingest", "--no-snapshot", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert _stamp() is None
+    _same(run_cli, ["r7", str(path)])  # complete, unchanged entry: explain makes the snapshot
+    assert _stamp() is not None
+    run_cli("cache", "clear")
+    assert run_cli("ingest", str(path)).exit_code == 0
+    assert _stamp() is not None
+    _same(run_cli, ["r8", str(path)])
