@@ -58,10 +58,13 @@ _CODE_FILES = (
 )
 
 
-def _code_fingerprint() -> str:
+def code_fingerprint(files: tuple[str, ...] = _CODE_FILES, extra: bytes = b"") -> str:
+    """SHA-256 of mlobs's version, `extra` and the source of `files` (paths in the package): what
+    stored data was made by, so that data made by other code is never read."""
     h = hashlib.sha256(mlobs_cli.__version__.encode())
+    h.update(extra)
     here = Path(mlobs_cli.__file__).parent
-    for name in _CODE_FILES:
+    for name in files:
         try:
             h.update((here / name).read_bytes())
         except OSError:
@@ -71,7 +74,7 @@ def _code_fingerprint() -> str:
 
 def _entry_dir(path: Path, settings: Settings) -> Path:
     ovs = sorted((o.canon, o.key, o.unit or "") for o in settings.overrides.values())
-    key = orjson.dumps([str(path.resolve()), ovs, settings.max_line_bytes, _code_fingerprint()])
+    key = orjson.dumps([str(path.resolve()), ovs, settings.max_line_bytes, code_fingerprint()])
     return cache_root() / hashlib.sha256(key).hexdigest()[:32]
 
 

@@ -10,7 +10,6 @@ pickled: frames are `colstore` files, the rest JSON and `.npy`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-import mlobs_cli
 from mlobs_cli.segments import renamed_source
 
 if TYPE_CHECKING:
@@ -52,16 +50,11 @@ _CODE_FILES = (
 
 def _stamp(index: dict[str, Any]) -> str:
     """What a snapshot is valid for: the entry's state and the code that made it."""
-    h = hashlib.sha256(mlobs_cli.__version__.encode())
+    from mlobs_cli.cache import code_fingerprint
+
     state = [index[k] for k in ("size", "mtime_ns", "end", "head", "tail", "lines")]
-    h.update(orjson.dumps([FORMAT, state, [s["name"] for s in index["segments"]]]))
-    here = Path(mlobs_cli.__file__).parent
-    for name in _CODE_FILES:
-        try:
-            h.update((here / name).read_bytes())
-        except OSError:
-            h.update(name.encode())
-    return h.hexdigest()
+    made_from = orjson.dumps([FORMAT, state, [s["name"] for s in index["segments"]]])
+    return code_fingerprint(_CODE_FILES, made_from)
 
 
 def target_of(specs: list[str], settings: Settings) -> tuple[Path, dict[str, Any], str] | None:
