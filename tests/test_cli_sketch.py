@@ -98,6 +98,11 @@ def test_sketch_refuses_what_needs_every_row(run_cli, sim_log, args, named):
     assert named in result.stderr and result.stdout == ""
 
 
+def test_sketch_accuracy_needs_sketch(run_cli, sim_log):
+    result = run_cli("latency", "--sketch-accuracy", "0.05", str(sim_log))
+    assert result.exit_code == 2 and "--sketch-accuracy" in result.stderr
+
+
 def test_messy_input_counted_and_skipped_the_same(run_cli, tmp_path):
     lines = [
         '{"request_id":"a","model_version":"v1","latency_ms":10,"status":200,"ts":"2026-11-26T10:00:00Z"}',

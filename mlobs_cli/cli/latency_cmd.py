@@ -147,6 +147,7 @@ def latency(
     """Exact latency percentiles, request rates and error rates per model version.
 
     Percentiles are exact: numpy's default linear interpolation, as Prometheus and Loki use.
+    With --sketch they are approximate (bounded relative error) and memory stays bounded.
 
     Exit 1 when no request matches.
     """
@@ -162,6 +163,8 @@ def latency(
     if plot and fmt is not OutputFormat.table:
         raise UsageError("--plot draws for people", "use it with --format table (the default)")
     keys = group_keys(by)
+    if sketch_accuracy != 0.01 and not sketch:
+        raise UsageError("--sketch-accuracy only applies with --sketch", "add --sketch")
     if sketch:
         refused = [
             name
