@@ -129,10 +129,25 @@ def latency(
     strict: StrictOpt = False,
     field: FieldOpt = None,
     config: ConfigOpt = None,
+    sketch: Annotated[
+        bool,
+        typer.Option(
+            "--sketch",
+            help="Bounded memory: approximate percentiles from DDSketch log buckets (relative error "
+            "<= --sketch-accuracy); counts, errors, mean and max stay exact. Reads cold in one "
+            "process (no cache) and cannot drop duplicate lines (that needs every request id). "
+            "Not with --every, --baseline, --plot or a relative --since/--until.",
+        ),
+    ] = False,
+    sketch_accuracy: Annotated[
+        float,
+        typer.Option("--sketch-accuracy", help="With --sketch: the relative error bound, e.g. 0.01 = 1%."),
+    ] = 0.01,
 ) -> None:
     """Exact latency percentiles, request rates and error rates per model version.
 
     Percentiles are exact: numpy's default linear interpolation, as Prometheus and Loki use.
+    With --sketch they are approximate (bounded relative error) and memory stays bounded.
 
     Exit 1 when no request matches.
     """
@@ -148,6 +163,29 @@ def latency(
     if plot and fmt is not OutputFormat.table:
         raise UsageError("--plot draws for people", "use it with --format table (the default)")
     keys = group_keys(by)
+    if sketch_accuracy != 0.01 and not sketch:
+        raise UsageError("--sketch-accuracy only applies with --sketch", "add --sketch")
+    if sketch:
+        refused = [
+            name
+            for name, given in (
+                ("--every", every is not None),
+                ("--baseline", baseline is not None),
+                ("--regression", regression != "10%"),
+                ("--plot", plot),
+            )
+            if given
+        ]
+        if refused:
+            raise UsageError(
+                f"{refused[0]} needs every request, which --sketch does not keep", "drop --sketch"
+            )
+        run_sketch(
+            sources, keys=keys, qs=qs, since=since, until=until, where=flt, metric=metric,
+            status=status.value, fmt=fmt, strict=strict, field=field, config=config,
+            accuracy=sketch_accuracy,
+        )  # fmt: skip
+        return
 
     from mlobs_cli.cli.common import load_dataset, requests_need
     from mlobs_cli.cli.hygiene import tidy_dataset
@@ -229,6 +267,76 @@ def run_and_render(
         raise typer.Exit(int(ExitCode.FAILED))
 
 
+def run_sketch(
+    sources: list[str],
+    *,
+    keys: list[str],
+    qs: list[float],
+    since: str | None,
+    until: str | None,
+    where: Any,
+    metric: str,
+    status: str,
+    fmt: OutputFormat,
+    strict: bool,
+    field: list[str] | None,
+    config: Any,
+    accuracy: float,
+) -> None:
+    """`--sketch`: fold the requests into per-group sketches while reading; render as usual."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from mlobs_cli.cli.common import report_input, requests_need
+    from mlobs_cli.config import load_settings
+    from mlobs_cli.sketch_stream import SketchFold, absolute_bound, read_into
+    from mlobs_cli.terminal import warn
+
+    if not 0.0 < accuracy < 1.0:
+        raise UsageError(f"invalid --sketch-accuracy {accuracy:g}", "use a fraction like 0.01 (1%)")
+    need = requests_need([*keys, *(where.fields if where else []), "request_id"], metric)
+    if need is None:
+        raise UsageError(
+            f"--sketch reads request summaries only: --metric {metric} is not one of their fields",
+            "use --metric latency_ms or inference_ms, or drop --sketch",
+        )
+    if strict:
+        need = replace(need, prefilter=False)
+    fold = SketchFold(
+        keys,
+        metric,
+        status,
+        accuracy,
+        absolute_bound(since, "--since"),
+        absolute_bound(until, "--until"),
+        where,
+    )
+    settings = load_settings(config, field_flags=field or [])
+    skipped, lines, notes = read_into(fold, sources, settings, need)
+    report_input(notes, skipped, lines, strict=strict)
+    if not fold.rows_read and lines:
+        warn("note: --sketch reads request summaries only and found none (drop --sketch to use spans)")
+    if fold.rows_read and metric not in fold.columns:
+        raise UsageError(f"unknown metric {metric!r}", "use latency_ms or inference_ms")
+    table = fold.table(qs)
+    table.attrs["every"] = None
+    table.attrs["filtered"] = where is not None or since is not None or until is not None
+    render(
+        table,
+        SimpleNamespace(skipped=skipped),
+        qs=qs,
+        fmt=fmt,
+        plot=False,
+        requests=None,
+        metric=metric,
+        status=status,
+        threshold=0.10,
+    )
+    if table.empty:
+        warn("no requests matched")
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
 def _stages(data: Any) -> tuple[Any, str]:
     """Stage durations of every request: the timeline's (milestone gaps and spans), else the spans."""
     try:
@@ -255,7 +363,10 @@ def render(
     from mlobs_cli.render.machine import write_csv, write_json, write_ndjson
 
     if fmt is OutputFormat.json:
-        write_json(rl.json_document(rl.machine_rows(table, qs), data.skipped))
+        doc = rl.json_document(rl.machine_rows(table, qs), data.skipped)
+        if table.attrs.get("relative_accuracy") is not None:  # --sketch
+            doc.update(approximate=True, relative_accuracy=table.attrs["relative_accuracy"])
+        write_json(doc)
         return
     if fmt is OutputFormat.ndjson:
         write_ndjson(rl.machine_rows(table, qs))

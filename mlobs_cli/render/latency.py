@@ -295,4 +295,6 @@ def describe(table: pd.DataFrame, attrs: Mapping[str, Any]) -> str:
         what = "the selected " + what.removeprefix("all ")
     by = " and ".join(keys) if keys else "everything"
     every = f", every {attrs['every']}" if attrs.get("every") else ""
-    return f"{metric} of {what} by {by}{every}"
+    accuracy = attrs.get("relative_accuracy")
+    approx = f"; approximate percentiles (DDSketch, ±{accuracy * 100:.4g}% relative)" if accuracy else ""
+    return f"{metric} of {what} by {by}{every}{approx}"
