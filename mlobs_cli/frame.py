@@ -303,8 +303,15 @@ def _spans_frame(batch: Batch, skipped: SkipReport, kinds: dict[str, int]) -> pd
 
 
 # ---- finishing ------------------------------------------------------------------------------
-def _resolve_unit_guesses(requests: pd.DataFrame, guesses: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Give unitless duration keys a unit from their values, and record the reasoning."""
+def resolve_unit_guesses(
+    requests: pd.DataFrame,
+    guesses: dict[str, dict[str, str]],
+    known: dict[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
+    """Give unitless duration keys a unit from their values, and record the reasoning.
+
+    With `known` (a reader that sees the rows chunk by chunk, e.g. `latency --sketch`), a key's unit
+    is guessed from the first chunk that has it, stored there, and kept for every later chunk."""
     for col, guess_col in (("latency_ms", "latency_guess"), ("inference_ms", "inference_guess")):
         if guess_col not in requests.columns:
             continue
@@ -313,8 +320,13 @@ def _resolve_unit_guesses(requests: pd.DataFrame, guesses: dict[str, dict[str, s
             continue
         for key, idx in requests.groupby(guess_col, sort=False).groups.items():
             values = requests.loc[idx, col].to_numpy()
-            sample = values[:: max(1, len(values) // 5000)].tolist()
-            unit, reason = guess_duration_unit(sample)
+            if known is not None and (col, str(key)) in known:
+                unit, reason = known[(col, str(key))], "as guessed from earlier rows"
+            else:
+                sample = values[:: max(1, len(values) // 5000)].tolist()
+                unit, reason = guess_duration_unit(sample)
+                if known is not None:
+                    known[(col, str(key))] = unit
             requests.loc[idx, col] = values * UNIT_FACTORS_MS[unit]
             guesses[col] = {"key": str(key), "unit": unit, "reason": reason}
     return requests.drop(columns=["latency_guess", "inference_guess"], errors="ignore")
@@ -593,7 +605,7 @@ class FrameBuilder:
         empty_sp = _spans_frame(Batch(), SkipReport(), {})
         requests = _concat(self._requests, _empty_requests())
         guesses: dict[str, dict[str, str]] = {}
-        requests = _resolve_unit_guesses(requests, guesses)
+        requests = resolve_unit_guesses(requests, guesses)
         milestones = _concat(self._milestones, empty_ms)
         spans = _concat(self._spans, empty_sp)
         requests_from = "summaries"

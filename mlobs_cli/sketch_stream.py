@@ -55,6 +55,7 @@ class SketchFold:
     groups: dict[tuple[Any, ...], GroupFold] = field(default_factory=dict)
     columns: set[str] = field(default_factory=set)
     rows_read: int = 0
+    units: dict[tuple[str, str], str] = field(default_factory=dict)  # unitless keys: one guess per run
 
     def __call__(self, builder: FrameBuilder) -> None:
         from mlobs_cli.frame import FrameBuilder
@@ -64,6 +65,11 @@ class SketchFold:
         builder._milestones, builder._spans = [], []
         if not frames:
             return
+        from mlobs_cli.frame import resolve_unit_guesses
+
+        # A unitless duration key keeps the unit guessed from its first chunk, so that every chunk
+        # reads it alike (exact mode guesses once over all rows).
+        frames = [resolve_unit_guesses(f, {}, self.units) for f in frames]
         chunk = FrameBuilder()
         chunk._requests = frames
         self.fold(chunk.finish(RecordParser()).requests)

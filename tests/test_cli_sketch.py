@@ -131,3 +131,27 @@ def test_no_match_exits_1(run_cli, sim_log):
     result = run_cli("latency", "--sketch", "--where", "model_version == 'v9'", str(sim_log))
     assert result.exit_code == 1
     assert "no requests matched" in result.stderr
+
+
+def test_a_unitless_key_keeps_one_unit_across_chunks(run_cli, tmp_path, monkeypatch):
+    """`duration` has no unit: its first chunk (fractions) says seconds; a later chunk of whole
+    numbers alone would say ms. Exact mode guesses once over all rows; --sketch must read every chunk
+    with the unit its first chunk got, not guess again per chunk."""
+    monkeypatch.setattr(engine, "CHUNK_EVENTS", 10)  # a chunk per 1 MB block
+    pad = "x" * 2000
+    lines = []
+    for i in range(1200):
+        value = [0.1, 0.2, 0.35, 0.5][i % 4] if i < 600 else [1, 2, 3][i % 3]
+        ts = f"2026-11-26T10:{i // 60:02d}:{i % 60:02d}Z"
+        lines.append(
+            json.dumps(
+                {"ts": ts, "request_id": f"r{i}", "model_version": "v1", "duration": value, "pad": pad}
+            )
+        )
+    path = tmp_path / "unitless.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    exact = _rows(run_cli, str(path))
+    sketch = _rows(run_cli, "--sketch", str(path))
+    assert exact[0]["max_ms"] == 3000.0
+    assert sketch[0]["max_ms"] == exact[0]["max_ms"]
+    _assert_close(sketch, exact)
