@@ -18,7 +18,25 @@ class CacheAction(str, Enum):
     clear = "clear"
 
 
-def _print_rows(title: str, headers: list[str], rows: list[list[object]], numeric: tuple[int, ...]) -> None:
+def _report(
+    fmt: OutputFormat,
+    what: str,
+    doc: dict[str, object],
+    title: str,
+    headers: list[str],
+    rows: list[list[object]],
+    numeric: tuple[int, ...],
+) -> None:
+    """`doc` as JSON, or `rows` as a table; `what` (the command) names it in the format error."""
+    from mlobs_cli.errors import UsageError
+
+    if fmt is OutputFormat.json:
+        from mlobs_cli.render.machine import write_json
+
+        write_json(doc)
+        return
+    if fmt is not OutputFormat.table:
+        raise UsageError(f"{what} supports --format table or json, not {fmt.value}")
     from mlobs_cli.render.console import make_console, simple_table
 
     make_console().print(simple_table(title, headers, rows, numeric=numeric))
@@ -50,7 +68,6 @@ def ingest(
     from mlobs_cli.config import load_settings
     from mlobs_cli.engine import EVERYTHING
     from mlobs_cli.errors import UsageError
-    from mlobs_cli.render.machine import write_json
     from mlobs_cli.snapshot import refresh_snapshot
     from mlobs_cli.sources import expand_sources
 
@@ -68,12 +85,10 @@ def ingest(
             refresh_snapshot(source, settings)
         events = sum(s.get("events", 0) for s in index["segments"])
         rows.append({"source": source.name, "outcome": found[1], "lines": index["lines"], "events": events})
-    if fmt is OutputFormat.json:
-        write_json({"cache": str(cache.cache_root()), "sources": rows})
-        return
-    if fmt is not OutputFormat.table:
-        raise UsageError(f"ingest supports --format table or json, not {fmt.value}")
-    _print_rows(
+    _report(
+        fmt,
+        "ingest",
+        {"cache": str(cache.cache_root()), "sources": rows},
         f"cache: {cache.cache_root()}",
         ["source", "outcome", "lines", "events"],
         [[r["source"], r["outcome"], r["lines"], r["events"]] for r in rows],
@@ -88,7 +103,6 @@ def cache_cmd(
 ) -> None:
     """Show (`info`) or remove (`clear`) the cache of parsed logs (in $XDG_CACHE_HOME/mlobs)."""
     from mlobs_cli import cache
-    from mlobs_cli.errors import UsageError
     from mlobs_cli.render.machine import write_json
     from mlobs_cli.terminal import warn
 
@@ -111,12 +125,10 @@ def cache_cmd(
         }
         for e in entries
     ]
-    if fmt is OutputFormat.json:
-        write_json({"cache": str(cache.cache_root()), "entries": rows})
-        return
-    if fmt is not OutputFormat.table:
-        raise UsageError(f"cache info supports --format table or json, not {fmt.value}")
-    _print_rows(
+    _report(
+        fmt,
+        "cache info",
+        {"cache": str(cache.cache_root()), "entries": rows},
         f"cache: {cache.cache_root()} ({len(rows)} entries)",
         ["file", "lines", "segments", "MB covered", "MB on disk"],
         [
